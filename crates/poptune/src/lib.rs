@@ -1,0 +1,50 @@
+//! # poptune
+//!
+//! Population Based Training (Jaderberg et al., 2017) for any iterative training process.
+//!
+//! A population of members trains in parallel. Every `interval` steps a member is *ready*: if
+//! it ranks low it *exploits* (copies the weights, and by default the hyperparameters, of a
+//! better member, its donor) and then *explores* (mutates its hyperparameters). The result is
+//! a tuned model and the hyperparameter *schedule* that produced it.
+//!
+//! The crate is layered as `DESIGN.md` describes:
+//!
+//! - the pure policy core: [`space`], [`explore`], [`exploit`], [`population`], [`policy`] —
+//!   no threads, clock or I/O; [`Policy::decide`] maps (population snapshot, ready member,
+//!   seeded RNG) to a [`Decision`];
+//! - execution: the [`Trainable`] trait and the in-process [`runner`];
+//! - results: [`lineage`] events, [`Schedule`]s and their exact replay;
+//! - [`toy`]: the paper's toy example.
+//!
+//! ```
+//! use poptune::toy::ToyConfig;
+//! use poptune::Baseline;
+//!
+//! let toy = ToyConfig::default();
+//! let pbt = toy.run(Baseline::Pbt, 0).unwrap();
+//! let grid = toy.run(Baseline::Grid, 0).unwrap();
+//! assert!(pbt.best_score().unwrap() > grid.best_score().unwrap());
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod exploit;
+pub mod explore;
+pub mod lineage;
+pub mod policy;
+pub mod population;
+pub mod runner;
+pub mod space;
+pub mod toy;
+pub mod trainable;
+
+pub use error::{ConfigError, ReplayError, RunError, SpaceError, TrainableError};
+pub use exploit::Exploit;
+pub use explore::{Explore, ExploreMethod};
+pub use lineage::{Event, Schedule, Segment, StepRecord};
+pub use policy::{rng_for, Decision, Inherit, Policy, Stream, SyncMode, Variant};
+pub use population::{MemberId, Mode, Population};
+pub use runner::{Baseline, Experiment, Initial, MemberOutcome, Outcome};
+pub use space::{Hyperparams, Param, Space, Value};
+pub use trainable::{Metrics, Trainable};
