@@ -24,8 +24,8 @@ pub struct Event {
     pub recipient: MemberId,
     /// The member copied, if the event copied weights (`None` for explore-only).
     pub donor: Option<MemberId>,
-    /// The step of the checkpoint copied (the recipient's step afterwards); equals `step`
-    /// when nothing was copied.
+    /// The donor's own step count at the checkpoint copied; equals `step` when nothing was
+    /// copied. The recipient keeps counting its own steps from `step`.
     pub donor_step: u64,
     /// The recipient's hyperparameters before.
     pub old_h: Hyperparams,
@@ -87,7 +87,8 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// Total steps.
+    /// Total steps the final state was trained (in an asynchronous run this can differ from
+    /// the member's own step count, since a donor may have been ahead or behind).
     pub fn steps(&self) -> u64 {
         self.segments.last().map_or(0, |s| s.end)
     }
@@ -141,7 +142,10 @@ pub fn schedule(
     member: MemberId,
     final_step: u64,
 ) -> Schedule {
-    let mut rev: Vec<Segment> = Vec::new();
+    // Walk back from the member's end, collecting (steps, h) pieces in reverse order. Step
+    // counts are each member's own: after an exploit a member keeps counting from its own
+    // step, on top of the donor's state at the donor's own step.
+    let mut pieces: Vec<(u64, &Hyperparams)> = Vec::new();
     let mut current = member;
     let mut limit = u64::MAX;
     let mut end = final_step;
@@ -152,44 +156,43 @@ pub fn schedule(
             .max_by_key(|e| e.seq);
         match last {
             None => {
-                push_front(&mut rev, 0, end, &initial[current]);
+                pieces.push((end, &initial[current]));
                 break;
             }
             Some(e) => {
-                push_front(&mut rev, e.donor_step, end, &e.new_h);
-                end = e.donor_step;
+                pieces.push((end.saturating_sub(e.step), &e.new_h));
                 limit = e.seq;
-                if let Some(d) = e.donor {
-                    current = d;
+                match e.donor {
+                    Some(d) => {
+                        current = d;
+                        end = e.donor_step;
+                    }
+                    None => end = e.step,
                 }
             }
         }
     }
-    rev.reverse();
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut at = 0;
+    for (len, h) in pieces.into_iter().rev() {
+        if len == 0 {
+            continue;
+        }
+        match segments.last_mut() {
+            Some(prev) if prev.h == *h => prev.end += len,
+            _ => segments.push(Segment {
+                start: at,
+                end: at + len,
+                h: h.clone(),
+            }),
+        }
+        at += len;
+    }
     Schedule {
         origin: current,
         member,
-        segments: rev,
+        segments,
     }
-}
-
-/// Adds a segment before the ones already collected (which are in reverse order), merging
-/// with the previous one when the hyperparameters are equal and skipping empty segments.
-fn push_front(rev: &mut Vec<Segment>, start: u64, end: u64, h: &Hyperparams) {
-    if start >= end {
-        return;
-    }
-    if let Some(prev) = rev.last_mut() {
-        if prev.h == *h && prev.start == end {
-            prev.start = start;
-            return;
-        }
-    }
-    rev.push(Segment {
-        start,
-        end,
-        h: h.clone(),
-    });
 }
 
 #[cfg(test)]

@@ -224,12 +224,11 @@ impl Population {
         }
     }
 
-    /// Member `id` takes the donor's checkpoint (its step, score and recent scores) and the
-    /// hyperparameters `h`.
+    /// Member `id` takes the donor's checkpoint (its score and recent scores) and the
+    /// hyperparameters `h`; it keeps its own step count.
     pub fn apply_exploit(&mut self, id: MemberId, donor: &DonorInfo, h: Hyperparams) {
         self.unrank(id);
         let m = &mut self.members[id];
-        m.step = donor.step;
         m.score = donor.score;
         m.recent.clone_from(&donor.recent);
         m.h = h;
@@ -277,7 +276,7 @@ mod tests {
         let d = p.donor_info(2);
         p.apply_exploit(0, &d, Hyperparams::new().with("x", 1.0));
         assert_eq!(p.member(0).score, Some(2.0));
-        assert_eq!(p.member(0).step, 5);
+        assert_eq!(p.member(0).step, 10);
         assert_eq!(p.scored(), 3);
         // Ties (0 and 2 now both 2.0) break by id.
         assert_eq!(p.best(), Some(0));

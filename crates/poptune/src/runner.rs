@@ -325,8 +325,8 @@ pub struct MemberOutcome<S> {
     pub step: u64,
     /// Its final score.
     pub score: Option<f64>,
-    /// Every step it trained, in order (after an exploit, the step count continues from the
-    /// donor's checkpoint).
+    /// Every step it trained, in order. Step counts are the member's own: after an exploit it
+    /// goes on counting from where it was, with the donor's state.
     pub history: Vec<StepRecord>,
     /// Its final training state θ.
     pub state: S,
@@ -523,7 +523,6 @@ fn run_sync<T: Trainable>(
                     ));
                     pop.apply_exploit(m.id, &info, h.clone());
                     m.restore = saved[donor].clone();
-                    m.step = info.step;
                     m.h = h;
                 }
                 (Decision::Explore { h }, _) => {
@@ -642,7 +641,6 @@ impl<T: Trainable> Shared<T> {
                     let state = self.checkpoints[donor].clone();
                     self.checkpoints[m.id] = state.clone();
                     m.restore = state;
-                    m.step = info.step;
                     m.h = h;
                 }
                 Decision::Explore { h } => {
@@ -653,15 +651,7 @@ impl<T: Trainable> Shared<T> {
                 }
             }
         }
-        if m.step >= ctx.steps {
-            // It copied a donor that had already finished.
-            if let Some(state) = m.restore.take() {
-                m.trainable.restore(&state);
-            }
-            self.finished.push(m);
-        } else {
-            self.queue.push_back(m);
-        }
+        self.queue.push_back(m);
     }
 }
 

@@ -1,0 +1,425 @@
+//! The in-process runner: reproducibility, exact replay, lineage, failures.
+
+use poptune::toy::{ToyConfig, ToyTrainable};
+use poptune::{
+    Baseline, Experiment, Exploit, Explore, Hyperparams, Inherit, Initial, Metrics, Mode, Outcome,
+    Param, Policy, RunError, Space, SyncMode, Trainable, TrainableError,
+};
+
+/// A deterministic trainable with momentum, a noisy gradient from its own RNG (part of its
+/// state) and hyperparameters of every kind.
+#[derive(Clone)]
+struct Walker {
+    x: f64,
+    v: f64,
+    rng: u64,
+}
+
+impl Walker {
+    fn new(member: usize) -> Self {
+        Walker {
+            x: -2.0 + member as f64 * 0.1,
+            v: 0.0,
+            rng: 0x2545_F491_4F6C_DD1D ^ member as u64,
+        }
+    }
+
+    fn noise(&mut self) -> f64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    }
+}
+
+impl Trainable for Walker {
+    type State = (f64, f64, u64);
+
+    fn step(&mut self, h: &Hyperparams) -> Result<Metrics, TrainableError> {
+        let lr = h.f64("lr").ok_or_else(|| TrainableError::new("no lr"))?;
+        let mom = h.f64("momentum").unwrap_or(0.0);
+        let batch = h.f64("batch").unwrap_or(1.0);
+        let sign = match h.get("act").and_then(|v| v.as_str()) {
+            Some("flip") => -0.5,
+            _ => 1.0,
+        };
+        let grad = 2.0 * (self.x - 3.0) + self.noise() / batch.sqrt();
+        self.v = mom * self.v - lr * grad * sign;
+        self.x += self.v;
+        Ok(Metrics::new(-(self.x - 3.0).powi(2)).with("x", self.x))
+    }
+
+    fn save(&self) -> Self::State {
+        (self.x, self.v, self.rng)
+    }
+
+    fn restore(&mut self, s: &Self::State) {
+        (self.x, self.v, self.rng) = *s;
+    }
+}
+
+fn space() -> Space {
+    Space::new()
+        .with("lr", Param::log_float(1e-3, 0.3))
+        .with("momentum", Param::float(0.0, 0.9))
+        .with("batch", Param::ordered([1i64, 4, 16, 64]))
+        .with("act", Param::choice(["plain", "flip"]))
+        .with("layers", Param::int(1, 6))
+}
+
+fn experiment(exploit: Exploit, sync: SyncMode, workers: usize) -> Experiment {
+    Experiment::new(space())
+        .policy(Policy {
+            interval: 4,
+            burn_in: 6,
+            exploit,
+            sync,
+            ..Policy::default()
+        })
+        .population(12)
+        .steps(60)
+        .seed(42)
+        .workers(workers)
+}
+
+fn strategies() -> Vec<Exploit> {
+    vec![
+        Exploit::default(),
+        Exploit::Tournament,
+        Exploit::TTest {
+            window: 4,
+            alpha: 0.2,
+        },
+        Exploit::WinnerTakesAll,
+    ]
+}
+
+/// Everything a run produced, with floats as bits, for exact comparison.
+fn fingerprint(o: &Outcome<(f64, f64, u64)>) -> Vec<u64> {
+    let mut out = Vec::new();
+    for m in &o.members {
+        out.push(m.step);
+        out.push(m.state.0.to_bits());
+        out.push(m.state.1.to_bits());
+        out.push(m.state.2);
+        out.extend(m.history.iter().map(|r| r.score.to_bits()));
+    }
+    for e in &o.events {
+        out.push(e.seq);
+        out.push(e.step);
+        out.push(e.recipient as u64);
+        out.push(e.donor.map_or(u64::MAX, |d| d as u64));
+        out.push(e.new_h.f64("lr").unwrap().to_bits());
+    }
+    out
+}
+
+#[test]
+fn synchronous_runs_are_identical_whatever_the_worker_count() {
+    for exploit in strategies() {
+        let reference = experiment(exploit.clone(), SyncMode::Synchronous, 1)
+            .run(Walker::new)
+            .unwrap();
+        assert!(!reference.events.is_empty(), "{exploit:?} never exploited");
+        for workers in [2, 3, 7, 12, 30] {
+            let other = experiment(exploit.clone(), SyncMode::Synchronous, workers)
+                .run(Walker::new)
+                .unwrap();
+            assert_eq!(
+                fingerprint(&reference),
+                fingerprint(&other),
+                "{exploit:?} with {workers} workers"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_different_seed_gives_a_different_run() {
+    let e = experiment(Exploit::default(), SyncMode::Synchronous, 2);
+    let a = e.clone().run(Walker::new).unwrap();
+    let b = e.seed(43).run(Walker::new).unwrap();
+    assert_ne!(fingerprint(&a), fingerprint(&b));
+}
+
+#[test]
+fn asynchronous_single_worker_runs_are_reproducible() {
+    let e = experiment(Exploit::default(), SyncMode::Asynchronous, 1);
+    let a = e.run(Walker::new).unwrap();
+    let b = e.run(Walker::new).unwrap();
+    assert_eq!(fingerprint(&a), fingerprint(&b));
+}
+
+fn assert_replays_exactly(o: &Outcome<(f64, f64, u64)>, label: &str) {
+    for m in &o.members {
+        let sched = o.schedule(m.id);
+        if label.contains("Synchronous") {
+            assert_eq!(sched.steps(), m.step, "{label}: member {}", m.id);
+        }
+        let mut fresh = Walker::new(sched.origin);
+        let records = sched.replay(&mut fresh).unwrap();
+        assert_eq!(
+            fresh.save(),
+            m.state,
+            "{label}: member {} state differs after replay",
+            m.id
+        );
+        assert_eq!(
+            records.last().map(|r| r.score.to_bits()),
+            m.score.map(f64::to_bits),
+            "{label}: member {} score differs after replay",
+            m.id
+        );
+    }
+}
+
+#[test]
+fn every_member_replays_exactly() {
+    for exploit in strategies() {
+        for (sync, workers) in [
+            (SyncMode::Synchronous, 3),
+            (SyncMode::Asynchronous, 1),
+            (SyncMode::Asynchronous, 3),
+        ] {
+            for inherit in [Inherit::WeightsAndHyperparameters, Inherit::WeightsOnly] {
+                let mut e = experiment(exploit.clone(), sync, workers);
+                e.policy.inherit = inherit;
+                let o = e.run(Walker::new).unwrap();
+                assert_replays_exactly(&o, &format!("{exploit:?} {sync:?} {workers} {inherit:?}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn toy_schedules_replay_exactly() {
+    for inherit in [Inherit::WeightsOnly, Inherit::WeightsAndHyperparameters] {
+        let cfg = ToyConfig {
+            inherit,
+            ..ToyConfig::default()
+        };
+        for seed in 0..50 {
+            let o = cfg.run(Baseline::Pbt, seed).unwrap();
+            assert!(!o.events.is_empty());
+            for m in &o.members {
+                let sched = o.schedule(m.id);
+                let mut fresh = ToyTrainable::new(cfg.eta);
+                let records = sched.replay(&mut fresh).unwrap();
+                assert_eq!(fresh.theta, m.state, "seed {seed} member {}", m.id);
+                assert_eq!(
+                    records.last().unwrap().score.to_bits(),
+                    m.score.unwrap().to_bits()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_final_hyperparameters_alone_do_not_reproduce_the_toy() {
+    // The seed article's FAQ: replaying the final h from the start does not give the model.
+    let cfg = ToyConfig::default();
+    let o = cfg.run(Baseline::Pbt, 1).unwrap();
+    let best = o.best();
+    let mut fresh = ToyTrainable::new(cfg.eta);
+    let h = o.members[best].h.clone();
+    let mut last = 0.0;
+    for _ in 0..cfg.steps {
+        last = fresh.step(&h).unwrap().score;
+    }
+    assert!(o.members[best].score.unwrap() - last > 0.05);
+}
+
+#[test]
+fn lineage_events_are_consistent() {
+    for sync in [SyncMode::Synchronous, SyncMode::Asynchronous] {
+        let o = experiment(Exploit::default(), sync, 2)
+            .run(Walker::new)
+            .unwrap();
+        assert!(!o.events.is_empty());
+        for e in &o.events {
+            let d = e.donor.expect("PBT events copy a donor");
+            assert_ne!(d, e.recipient);
+            assert!(e.donor_score.unwrap() >= e.recipient_score, "{e:?}");
+            assert!(space().contains(&e.new_h));
+            assert!(space().contains(&e.old_h));
+            assert_eq!(e.step % 4, 0);
+            assert!(e.step >= 6);
+        }
+        for m in &o.members {
+            assert_eq!(m.step, 60);
+            assert!(space().contains(&m.h));
+        }
+    }
+}
+
+#[test]
+fn members_time_share_fewer_workers() {
+    for sync in [SyncMode::Synchronous, SyncMode::Asynchronous] {
+        let o = experiment(Exploit::default(), sync, 2)
+            .population(64)
+            .run(Walker::new)
+            .unwrap();
+        assert_eq!(o.members.len(), 64);
+        assert!(o.members.iter().all(|m| m.step == 60));
+        if sync == SyncMode::Synchronous {
+            assert!(o.members.iter().all(|m| m.history.len() == 60));
+        }
+    }
+}
+
+#[test]
+fn min_mode_minimises() {
+    // Loss = (x - 3)^2, minimised.
+    struct Loss(Walker);
+    impl Trainable for Loss {
+        type State = (f64, f64, u64);
+        fn step(&mut self, h: &Hyperparams) -> Result<Metrics, TrainableError> {
+            let m = self.0.step(h)?;
+            Ok(Metrics::new(-m.score))
+        }
+        fn save(&self) -> Self::State {
+            self.0.save()
+        }
+        fn restore(&mut self, s: &Self::State) {
+            self.0.restore(s)
+        }
+    }
+    let o = experiment(Exploit::default(), SyncMode::Synchronous, 2)
+        .mode(Mode::Min)
+        .run(|i| Loss(Walker::new(i)))
+        .unwrap();
+    for e in &o.events {
+        assert!(e.donor_score.unwrap() <= e.recipient_score);
+    }
+    let best = o.best();
+    assert!(o
+        .members
+        .iter()
+        .all(|m| m.score.unwrap() >= o.members[best].score.unwrap()));
+}
+
+#[test]
+fn baselines_behave_as_named() {
+    let e = experiment(Exploit::default(), SyncMode::Synchronous, 2);
+    let grid = e.baseline(Baseline::Grid).run(Walker::new).unwrap();
+    assert!(grid.events.is_empty());
+    let initial = grid.initial.clone();
+    assert_eq!(initial, space().grid(12));
+    let random = e.baseline(Baseline::Random).run(Walker::new).unwrap();
+    assert!(random.events.is_empty());
+    for m in &random.members {
+        assert_eq!(m.h, random.initial[m.id]);
+    }
+    let explore_only = e.baseline(Baseline::ExploreOnly).run(Walker::new).unwrap();
+    assert!(!explore_only.events.is_empty());
+    assert!(explore_only.events.iter().all(|ev| ev.donor.is_none()));
+    let exploit_only = e.baseline(Baseline::ExploitOnly).run(Walker::new).unwrap();
+    assert!(!exploit_only.events.is_empty());
+    for ev in &exploit_only.events {
+        // Weights and hyperparameters inherited, nothing explored: h is some member's
+        // initial h.
+        assert!(exploit_only.initial.contains(&ev.new_h));
+    }
+}
+
+struct Faulty {
+    fail_at: u64,
+    step: u64,
+    nan: bool,
+    panic: bool,
+}
+
+impl Trainable for Faulty {
+    type State = u64;
+    fn step(&mut self, _: &Hyperparams) -> Result<Metrics, TrainableError> {
+        self.step += 1;
+        if self.step == self.fail_at {
+            if self.panic {
+                panic!("trainable bug");
+            }
+            if self.nan {
+                return Ok(Metrics::new(f64::NAN));
+            }
+            return Err(TrainableError::new("out of memory"));
+        }
+        Ok(Metrics::new(self.step as f64))
+    }
+    fn save(&self) -> u64 {
+        self.step
+    }
+    fn restore(&mut self, s: &u64) {
+        self.step = *s;
+    }
+}
+
+#[test]
+fn trainable_failures_stop_the_run_with_a_clear_error() {
+    for sync in [SyncMode::Synchronous, SyncMode::Asynchronous] {
+        for workers in [1, 3] {
+            let e = experiment(Exploit::default(), sync, workers);
+            let faulty = |nan, panic| {
+                move |i| Faulty {
+                    fail_at: if i == 5 { 13 } else { u64::MAX },
+                    step: 0,
+                    nan,
+                    panic,
+                }
+            };
+            match e.run(faulty(false, false)) {
+                Err(RunError::Trainable {
+                    member: 5, source, ..
+                }) => {
+                    assert_eq!(source.message, "out of memory")
+                }
+                other => panic!("{:?}", other.map(|o| o.members.len())),
+            }
+            match e.run(faulty(true, false)) {
+                Err(RunError::NonFiniteScore { member: 5, .. }) => {}
+                other => panic!("{:?}", other.map(|o| o.members.len())),
+            }
+            if workers > 1 {
+                match e.run(faulty(false, true)) {
+                    Err(RunError::WorkerPanicked(msg)) => assert!(msg.contains("trainable bug")),
+                    other => panic!("{:?}", other.map(|o| o.members.len())),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn invalid_experiments_are_rejected() {
+    let base = experiment(Exploit::default(), SyncMode::Synchronous, 1);
+    let errors = [
+        base.clone().population(0).run(Walker::new).err(),
+        base.clone().steps(0).run(Walker::new).err(),
+        base.clone().workers(0).run(Walker::new).err(),
+        base.clone()
+            .initial(Initial::Given(vec![Hyperparams::new()]))
+            .run(Walker::new)
+            .err(),
+        base.clone()
+            .policy(Policy {
+                interval: 0,
+                ..Policy::default()
+            })
+            .run(Walker::new)
+            .err(),
+        base.clone()
+            .policy(Policy {
+                explore: Explore::gaussian(-1.0),
+                ..Policy::default()
+            })
+            .run(Walker::new)
+            .err(),
+        Experiment::new(Space::new().with("lr", Param::log_float(0.0, 1.0)))
+            .run(Walker::new)
+            .err(),
+    ];
+    for e in errors {
+        let e = e.expect("must be rejected");
+        assert!(matches!(e, RunError::Config(_)), "{e}");
+        assert!(!e.to_string().is_empty());
+    }
+}
