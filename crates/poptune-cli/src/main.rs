@@ -1,1 +1,78 @@
-fn main() {}
+//! `poptune`: Population Based Training from the command line.
+
+mod plot;
+mod toy;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Population Based Training for any iterative training process.
+#[derive(Parser, Debug)]
+#[command(name = "poptune", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Reproduce the PBT paper's toy example (Figure 2): PBT against explore-only,
+    /// exploit-only and grid search over many seeds.
+    Toy(toy::ToyArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Toy(args) => toy::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// A command's failure: a message and the exit code it maps to (2 for bad input, 1 for a
+/// failure while running).
+#[derive(Debug)]
+pub struct CliError {
+    inner: anyhow::Error,
+    code: u8,
+}
+
+impl CliError {
+    /// Bad input from the user: exit code 2.
+    pub fn usage(e: impl Into<anyhow::Error>) -> Self {
+        CliError {
+            inner: e.into(),
+            code: 2,
+        }
+    }
+
+    fn exit_code(&self) -> u8 {
+        self.code
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if f.alternate() {
+            write!(f, "{:#}", self.inner)
+        } else {
+            write!(f, "{}", self.inner)
+        }
+    }
+}
+
+impl<E: Into<anyhow::Error>> From<E> for CliError {
+    fn from(e: E) -> Self {
+        CliError {
+            inner: e.into(),
+            code: 1,
+        }
+    }
+}
