@@ -1,1 +1,117 @@
-fn main() {}
+//! Engine benchmarks: decision cost against population size, in-process throughput of a no-op
+//! trainable, and the paper's toy. Run with `cargo bench -p poptune-bench`; the figures are
+//! written down in `docs/benchmarks.md`.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use poptune::policy::{rng_for, Stream};
+use poptune::toy::{ToyConfig, TOY_VARIANTS};
+use poptune::{Experiment, Mode, Policy, Population, SyncMode};
+use poptune_bench::{space, NoOp};
+use rand::Rng;
+
+const SIZES: [usize; 5] = [10, 100, 1_000, 10_000, 100_000];
+
+fn population(n: usize) -> Population {
+    let s = space();
+    let initial = (0..n)
+        .map(|i| s.sample(&mut rng_for(1, Stream::Initial, i, 0, 0)))
+        .collect();
+    let mut pop = Population::new(Mode::Max, initial, 0);
+    let mut rng = rng_for(2, Stream::Decision, 0, 0, 0);
+    for i in 0..n {
+        pop.record(i, 5, &[rng.random::<f64>()]);
+    }
+    pop
+}
+
+fn decisions(c: &mut Criterion) {
+    let s = space();
+    let policy = Policy::default();
+    let mut g = c.benchmark_group("decide");
+    for n in SIZES {
+        let pop = population(n);
+        // A member in the bottom quarter (it exploits and explores: the expensive case) and
+        // one in the middle (it continues).
+        let bottom = pop.at_rank(n - 1).unwrap_or(0);
+        let middle = pop.at_rank(n / 2 - 1).unwrap_or(0);
+        let mut k = 0u64;
+        g.bench_with_input(BenchmarkId::new("exploit", n), &n, |b, _| {
+            b.iter(|| {
+                k += 1;
+                let mut rng = rng_for(3, Stream::Decision, bottom, k, 0);
+                black_box(policy.decide(&s, black_box(&pop), bottom, &mut rng))
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("continue", n), &n, |b, _| {
+            b.iter(|| {
+                k += 1;
+                let mut rng = rng_for(3, Stream::Decision, middle, k, 0);
+                black_box(policy.decide(&s, black_box(&pop), middle, &mut rng))
+            })
+        });
+    }
+    g.finish();
+    // Recording a score moves the member in the sorted ranking: O(log N) search plus a move
+    // of the entries between its old and new rank.
+    let mut g = c.benchmark_group("record");
+    for n in SIZES {
+        let mut pop = population(n);
+        let mut rng = rng_for(4, Stream::Decision, 0, 0, 0);
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
+            b.iter(|| {
+                let m = rng.random_range(0..n);
+                pop.record(m, 10, &[rng.random::<f64>()]);
+            })
+        });
+    }
+    g.finish();
+}
+
+fn throughput(c: &mut Criterion) {
+    let mut g = c.benchmark_group("noop_throughput");
+    g.sample_size(20);
+    for (n, sync) in [
+        (32, SyncMode::Asynchronous),
+        (1_000, SyncMode::Asynchronous),
+        (32, SyncMode::Synchronous),
+        (1_000, SyncMode::Synchronous),
+    ] {
+        let e = Experiment::new(space())
+            .policy(Policy {
+                interval: 5,
+                sync,
+                ..Policy::default()
+            })
+            .population(n)
+            .steps(100)
+            .workers(2)
+            .seed(9);
+        g.throughput(Throughput::Elements(n as u64 * 100));
+        let label = match sync {
+            SyncMode::Asynchronous => "async",
+            SyncMode::Synchronous => "sync",
+        };
+        g.bench_with_input(BenchmarkId::new(label, n), &n, |b, _| {
+            b.iter(|| black_box(e.run(NoOp::new).map(|o| o.events.len())))
+        });
+    }
+    g.finish();
+}
+
+fn toy(c: &mut Criterion) {
+    let cfg = ToyConfig::default();
+    let mut seed = 0;
+    c.bench_function("toy_seed_four_variants", |b| {
+        b.iter(|| {
+            seed += 1;
+            for v in TOY_VARIANTS {
+                black_box(cfg.run(v, seed).map(|o| o.best_score()).ok());
+            }
+        })
+    });
+}
+
+criterion_group!(benches, decisions, throughput, toy);
+criterion_main!(benches);

@@ -171,16 +171,16 @@ impl Explore {
         if let ExploreMethod::Custom(CustomExplore(f)) = &self.method {
             let mut out = space.project(&f(space, h, rng));
             if self.resample_probability > 0.0 {
-                for (name, param) in space.iter() {
+                for (name, param) in space.iter_shared() {
                     if rng.random_bool(self.resample_probability) {
-                        out.insert(name, param.sample(rng));
+                        out.insert_shared(name, param.sample(rng));
                     }
                 }
             }
             return out;
         }
         let mut out = Hyperparams::new();
-        for (name, param) in space.iter() {
+        for (name, param) in space.iter_shared() {
             let current = match h.get(name) {
                 Some(v) => param.project(v),
                 None => param.sample(rng),
@@ -194,7 +194,7 @@ impl Explore {
             } else {
                 self.move_value(param, &current, rng)
             };
-            out.insert(name, param.project(&v));
+            out.insert_shared(name, param.project(&v));
         }
         out
     }

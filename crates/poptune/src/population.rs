@@ -170,14 +170,6 @@ impl Population {
         self.at_rank(0)
     }
 
-    fn unrank(&mut self, id: MemberId) {
-        if let Some(e) = self.entry(id) {
-            if let Ok(i) = self.ranking.binary_search_by(|x| rank_order(x, &e)) {
-                self.ranking.remove(i);
-            }
-        }
-    }
-
     fn rerank(&mut self, id: MemberId) {
         if let Some(e) = self.entry(id) {
             let i = self
@@ -196,7 +188,7 @@ impl Population {
 
     /// [`Population::record`] from an iterator of scores, oldest first.
     pub fn record_iter<I: IntoIterator<Item = f64>>(&mut self, id: MemberId, step: u64, scores: I) {
-        self.unrank(id);
+        let before = self.entry(id);
         let mode = self.mode;
         let window = self.window;
         let m = &mut self.members[id];
@@ -210,7 +202,38 @@ impl Population {
                 m.recent.push_back(mode.key(s));
             }
         }
-        self.rerank(id);
+        self.moved(id, before);
+    }
+
+    /// Puts member `id` where its current score ranks it, given where it was (`before`); only
+    /// the entries between the old and the new place move.
+    fn moved(&mut self, id: MemberId, before: Option<Entry>) {
+        let Some(after) = self.entry(id) else {
+            if let Some(b) = before {
+                if let Ok(i) = self.ranking.binary_search_by(|x| rank_order(x, &b)) {
+                    self.ranking.remove(i);
+                }
+            }
+            return;
+        };
+        let old = before.and_then(|b| self.ranking.binary_search_by(|x| rank_order(x, &b)).ok());
+        match old {
+            None => self.rerank(id),
+            Some(i) => {
+                if rank_order(&after, &self.ranking[i]).is_lt() {
+                    // Moves up: insertion point among the entries before it.
+                    let p = self.ranking[..i].partition_point(|x| rank_order(x, &after).is_lt());
+                    self.ranking[p..=i].rotate_right(1);
+                    self.ranking[p] = after;
+                } else {
+                    let q = i
+                        + 1
+                        + self.ranking[i + 1..].partition_point(|x| rank_order(x, &after).is_lt());
+                    self.ranking[i..q].rotate_left(1);
+                    self.ranking[q - 1] = after;
+                }
+            }
+        }
     }
 
     /// What member `id` would hand to a member that exploits it.
@@ -227,12 +250,12 @@ impl Population {
     /// Member `id` takes the donor's checkpoint (its score and recent scores) and the
     /// hyperparameters `h`; it keeps its own step count.
     pub fn apply_exploit(&mut self, id: MemberId, donor: &DonorInfo, h: Hyperparams) {
-        self.unrank(id);
+        let before = self.entry(id);
         let m = &mut self.members[id];
         m.score = donor.score;
         m.recent.clone_from(&donor.recent);
         m.h = h;
-        self.rerank(id);
+        self.moved(id, before);
     }
 
     /// Member `id` changes hyperparameters in place.
@@ -281,6 +304,29 @@ mod tests {
         // Ties (0 and 2 now both 2.0) break by id.
         assert_eq!(p.best(), Some(0));
         assert_eq!(p.rank(2), Some(1));
+    }
+
+    #[test]
+    fn ranking_stays_sorted_under_updates() {
+        let n = 50;
+        let mut p = Population::new(Mode::Max, vec![Hyperparams::new(); n], 0);
+        let mut x: u64 = 12345;
+        for round in 0..2000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let id = (x >> 33) as usize % n;
+            let score = ((x >> 20) % 40) as f64;
+            if round % 7 == 0 {
+                let d = p.donor_info((id + 1) % n);
+                p.apply_exploit(id, &d, Hyperparams::new());
+            } else {
+                p.record(id, round, &[score]);
+            }
+            let mut expected: Vec<Entry> = (0..n).filter_map(|i| p.entry(i)).collect();
+            expected.sort_by(rank_order);
+            assert_eq!(p.ranking, expected, "after round {round}");
+        }
     }
 
     #[test]

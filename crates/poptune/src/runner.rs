@@ -7,6 +7,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -556,7 +557,10 @@ fn train_all<T: Trainable>(
         }
         return Ok(());
     }
-    let work = Mutex::new(members.iter_mut().zip(froms.iter_mut()));
+    // Hand out members in chunks, several per worker, so that the lock is taken rarely and
+    // uneven segments still balance.
+    let chunk = (members.len() / (workers * 8)).max(1);
+    let work = Mutex::new(members.chunks_mut(chunk).zip(froms.chunks_mut(chunk)));
     let failure: Mutex<Option<RunError>> = Mutex::new(None);
     thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
@@ -565,14 +569,16 @@ fn train_all<T: Trainable>(
                     if lock(&failure).is_some() {
                         return;
                     }
-                    let Some((m, from)) = lock(&work).next() else {
+                    let Some((ms, fs)) = lock(&work).next() else {
                         return;
                     };
-                    match m.train(stop) {
-                        Ok(f) => *from = f,
-                        Err(e) => {
-                            lock(&failure).get_or_insert(e);
-                            return;
+                    for (m, from) in ms.iter_mut().zip(fs.iter_mut()) {
+                        match m.train(stop) {
+                            Ok(f) => *from = f,
+                            Err(e) => {
+                                lock(&failure).get_or_insert(e);
+                                return;
+                            }
                         }
                     }
                 })
@@ -675,7 +681,7 @@ fn run_async<T: Trainable>(
     let cv = Condvar::new();
     thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
-            .map(|_| s.spawn(|| async_worker(ctx, &shared, &cv)))
+            .map(|_| s.spawn(|| async_worker(ctx, &shared, &cv, workers)))
             .collect();
         for h in handles {
             if let Err(p) = h.join() {
@@ -695,26 +701,45 @@ fn run_async<T: Trainable>(
     Ok((members, shared.events, shared.pop))
 }
 
-fn async_worker<T: Trainable>(ctx: &Ctx<'_>, shared: &Mutex<Shared<T>>, cv: &Condvar) {
-    let mut done: Option<(Member<T>, usize, Arc<T::State>)> = None;
+/// The longest a worker trains claimed members before it reports back, when segments are
+/// fast: short enough that the others see fresh scores, long enough that the shared lock is
+/// not the bottleneck for trainables that do almost nothing.
+const BATCH_TARGET: Duration = Duration::from_micros(200);
+const MAX_BATCH: usize = 64;
+
+fn async_worker<T: Trainable>(
+    ctx: &Ctx<'_>,
+    shared: &Mutex<Shared<T>>,
+    cv: &Condvar,
+    workers: usize,
+) {
+    let mut done: Vec<(Member<T>, usize, Arc<T::State>)> = Vec::new();
+    let mut claimed: Vec<Member<T>> = Vec::new();
+    // How many members to claim at once: grows while segments are fast, 1 for slow ones.
+    let mut batch = 1usize;
     loop {
-        let mut m = {
+        {
             let mut g = lock(shared);
-            if let Some((m, from, ckpt)) = done.take() {
+            let finished = done.len();
+            for (m, from, ckpt) in done.drain(..) {
                 g.finish_segment(ctx, m, from, ckpt);
-                g.running -= 1;
-                if g.waiting > 0 {
-                    cv.notify_all();
-                }
+            }
+            g.running -= finished;
+            if finished > 0 && g.waiting > 0 {
+                cv.notify_all();
             }
             loop {
                 if g.error.is_some() {
                     cv.notify_all();
                     return;
                 }
-                if let Some(m) = g.queue.pop_front() {
-                    g.running += 1;
-                    break m;
+                if !g.queue.is_empty() {
+                    // Leave a share of the queue to the other workers.
+                    let share = (g.queue.len() / workers).max(1);
+                    let k = batch.min(share);
+                    claimed.extend(g.queue.drain(..k));
+                    g.running += k;
+                    break;
                 }
                 if g.running == 0 {
                     cv.notify_all();
@@ -724,20 +749,29 @@ fn async_worker<T: Trainable>(ctx: &Ctx<'_>, shared: &Mutex<Shared<T>>, cv: &Con
                 g = cv.wait(g).unwrap_or_else(|e| e.into_inner());
                 g.waiting -= 1;
             }
-        };
-        let stop = ctx.policy.next_stop(m.step, ctx.steps);
-        match m.train(stop) {
-            Ok(from) => {
-                let ckpt = Arc::new(m.trainable.save());
-                done = Some((m, from, ckpt));
-            }
-            Err(e) => {
-                let mut g = lock(shared);
-                g.error.get_or_insert(e);
-                g.running -= 1;
-                cv.notify_all();
-                return;
+        }
+        let started = Instant::now();
+        let n = claimed.len();
+        for mut m in claimed.drain(..) {
+            let stop = ctx.policy.next_stop(m.step, ctx.steps);
+            match m.train(stop) {
+                Ok(from) => {
+                    let ckpt = Arc::new(m.trainable.save());
+                    done.push((m, from, ckpt));
+                }
+                Err(e) => {
+                    let mut g = lock(shared);
+                    g.error.get_or_insert(e);
+                    cv.notify_all();
+                    return;
+                }
             }
         }
+        let per_member = started.elapsed() / n.max(1) as u32;
+        batch = if per_member.is_zero() {
+            MAX_BATCH
+        } else {
+            (BATCH_TARGET.as_nanos() / per_member.as_nanos()).clamp(1, MAX_BATCH as u128) as usize
+        };
     }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -375,9 +376,12 @@ impl Param {
 }
 
 /// A member's hyperparameters: one value per name of the space.
+///
+/// Cloning is cheap (the map is shared until one of the clones changes it), so that events,
+/// snapshots and members can each hold their own copy.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Hyperparams(BTreeMap<String, Value>);
+pub struct Hyperparams(Arc<BTreeMap<Arc<str>, Value>>);
 
 impl Hyperparams {
     /// No hyperparameters.
@@ -387,13 +391,18 @@ impl Hyperparams {
 
     /// Sets `name` to `value` (builder style).
     pub fn with(mut self, name: &str, value: impl Into<Value>) -> Self {
-        self.0.insert(name.to_string(), value.into());
+        self.insert(name, value);
         self
     }
 
     /// Sets `name` to `value`.
     pub fn insert(&mut self, name: &str, value: impl Into<Value>) {
-        self.0.insert(name.to_string(), value.into());
+        Arc::make_mut(&mut self.0).insert(Arc::from(name), value.into());
+    }
+
+    /// Sets `name` to `value`, sharing the name.
+    pub(crate) fn insert_shared(&mut self, name: &Arc<str>, value: Value) {
+        Arc::make_mut(&mut self.0).insert(Arc::clone(name), value);
     }
 
     /// The value of `name`.
@@ -413,7 +422,7 @@ impl Hyperparams {
 
     /// Names and values, in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v))
+        self.0.iter().map(|(k, v)| (k.as_ref(), v))
     }
 
     /// Number of hyperparameters.
@@ -430,7 +439,7 @@ impl Hyperparams {
 impl fmt::Display for Hyperparams {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut first = true;
-        for (k, v) in &self.0 {
+        for (k, v) in self.0.iter() {
             if !first {
                 write!(f, ", ")?;
             }
@@ -441,13 +450,13 @@ impl fmt::Display for Hyperparams {
     }
 }
 
-impl<S: Into<String>, V: Into<Value>> FromIterator<(S, V)> for Hyperparams {
+impl<S: AsRef<str>, V: Into<Value>> FromIterator<(S, V)> for Hyperparams {
     fn from_iter<I: IntoIterator<Item = (S, V)>>(iter: I) -> Self {
-        Hyperparams(
+        Hyperparams(Arc::new(
             iter.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
+                .map(|(k, v)| (Arc::from(k.as_ref()), v.into()))
                 .collect(),
-        )
+        ))
     }
 }
 
@@ -455,7 +464,7 @@ impl<S: Into<String>, V: Into<Value>> FromIterator<(S, V)> for Hyperparams {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Space {
-    params: BTreeMap<String, Param>,
+    params: BTreeMap<Arc<str>, Param>,
 }
 
 impl Space {
@@ -466,13 +475,13 @@ impl Space {
 
     /// Adds a parameter (builder style).
     pub fn with(mut self, name: &str, param: Param) -> Self {
-        self.params.insert(name.to_string(), param);
+        self.params.insert(Arc::from(name), param);
         self
     }
 
     /// Adds a parameter.
     pub fn insert(&mut self, name: &str, param: Param) {
-        self.params.insert(name.to_string(), param);
+        self.params.insert(Arc::from(name), param);
     }
 
     /// The parameter called `name`.
@@ -482,7 +491,12 @@ impl Space {
 
     /// Names and parameters, in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Param)> {
-        self.params.iter().map(|(k, v)| (k.as_str(), v))
+        self.params.iter().map(|(k, v)| (k.as_ref(), v))
+    }
+
+    /// Names (shared) and parameters, in name order.
+    pub(crate) fn iter_shared(&self) -> impl Iterator<Item = (&Arc<str>, &Param)> {
+        self.params.iter()
     }
 
     /// Number of parameters.
@@ -502,18 +516,18 @@ impl Space {
 
     /// Draws a full set of hyperparameters from the prior.
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Hyperparams {
-        Hyperparams(
+        Hyperparams(Arc::new(
             self.params
                 .iter()
-                .map(|(k, p)| (k.clone(), p.sample(rng)))
+                .map(|(k, p)| (Arc::clone(k), p.sample(rng)))
                 .collect(),
-        )
+        ))
     }
 
     /// Brings every value inside its domain; names missing from `h` are taken from the
     /// parameter's midpoint level, names not in the space are dropped.
     pub fn project(&self, h: &Hyperparams) -> Hyperparams {
-        Hyperparams(
+        Hyperparams(Arc::new(
             self.params
                 .iter()
                 .map(|(k, p)| {
@@ -521,10 +535,10 @@ impl Space {
                         Some(v) => p.project(v),
                         None => p.levels(1).remove(0),
                     };
-                    (k.clone(), v)
+                    (Arc::clone(k), v)
                 })
                 .collect(),
-        )
+        ))
     }
 
     /// Whether every value of `h` lies in its domain and `h` names exactly the space's
@@ -556,7 +570,9 @@ impl Space {
             }
         }
         if let Some((name, _)) = self.params.iter().find(|(k, _)| h.get(k).is_none()) {
-            return Err(SpaceError::Missing { name: name.clone() });
+            return Err(SpaceError::Missing {
+                name: name.to_string(),
+            });
         }
         Ok(())
     }
@@ -565,7 +581,7 @@ impl Space {
     /// product is as large as possible without passing `n` (floats get cell midpoints, on a
     /// log scale for log ranges). The points come in row-major order.
     pub fn grid(&self, n: usize) -> Vec<Hyperparams> {
-        let names: Vec<&String> = self.params.keys().collect();
+        let names: Vec<&Arc<str>> = self.params.keys().collect();
         let params: Vec<&Param> = self.params.values().collect();
         let mut counts = vec![1usize; params.len()];
         let n = n.max(1);
@@ -591,10 +607,10 @@ impl Space {
             .map(|mut index| {
                 let mut h = BTreeMap::new();
                 for (i, lv) in levels.iter().enumerate().rev() {
-                    h.insert(names[i].clone(), lv[index % lv.len()].clone());
+                    h.insert(Arc::clone(names[i]), lv[index % lv.len()].clone());
                     index /= lv.len();
                 }
-                Hyperparams(h)
+                Hyperparams(Arc::new(h))
             })
             .collect()
     }
