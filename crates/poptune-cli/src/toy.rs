@@ -28,7 +28,7 @@ pub struct ToyArgs {
     seeds: u64,
     /// Gradient-ascent step size η (the paper gives none; 0.05 lets PBT come close to 1.2 in
     /// 40 steps, as in its figure).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.05, allow_negative_numbers = true)]
     eta: f64,
     /// Steps per member.
     #[arg(long, default_value_t = 40)]
@@ -37,7 +37,7 @@ pub struct ToyArgs {
     #[arg(long, default_value_t = 5)]
     interval: u64,
     /// Standard deviation of the Gaussian explore noise on h.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     noise: f64,
     /// What an exploiting member inherits from the winner.
     #[arg(long, value_enum, default_value = "weights")]
@@ -123,14 +123,17 @@ impl ToyArgs {
 
 fn summarize(variant: Baseline, scores: &[f64]) -> VariantSummary {
     let n = scores.len() as f64;
-    let mean = scores.iter().sum::<f64>() / n;
+    let min = scores.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    // Offsets from the minimum: equal scores give a mean equal to them, not a rounding away.
+    let mean = (min + scores.iter().map(|s| s - min).sum::<f64>() / n).clamp(min, max);
     let var = scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / n;
     VariantSummary {
         variant: variant.name(),
         mean,
         std: var.sqrt(),
-        min: scores.iter().copied().fold(f64::INFINITY, f64::min),
-        max: scores.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        min,
+        max,
         reached_1_17: scores.iter().filter(|&&s| s >= 1.17).count(),
     }
 }

@@ -136,7 +136,7 @@ impl Policy {
     /// Whether a member that has trained `step` steps is ready: `step` is a positive multiple
     /// of `interval` and at least `burn_in`.
     pub fn is_ready(&self, step: u64) -> bool {
-        step > 0 && step >= self.burn_in && step % self.interval == 0
+        step > 0 && step >= self.burn_in && step.is_multiple_of(self.interval)
     }
 
     /// Where a member at `step` stops next: its next ready step, or `max_steps`.
