@@ -1,0 +1,211 @@
+//! Immutable checkpoint directories.
+//!
+//! A trainable writes its checkpoint into a fresh temporary directory. [`Checkpoints::commit`]
+//! then fsyncs every file, computes a checksum over the names and contents, renames the
+//! directory into place and fsyncs the parent, so a checkpoint either exists whole or not at
+//! all. Nothing ever writes into a committed checkpoint again; restoring verifies the checksum
+//! first. A member that exploits a donor points at the donor's checkpoint; since it never
+//! changes, there is nothing to race with.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
+
+use crate::StoreError;
+
+/// The checkpoint folder of one experiment.
+#[derive(Debug)]
+pub struct Checkpoints {
+    root: PathBuf,
+    counter: AtomicU64,
+}
+
+fn io_err(path: &Path, e: io::Error) -> StoreError {
+    StoreError::Io {
+        path: path.display().to_string(),
+        source: e,
+    }
+}
+
+impl Checkpoints {
+    /// The checkpoint folder at `root` (created if missing).
+    pub fn open(root: &Path) -> Result<Self, StoreError> {
+        fs::create_dir_all(root.join(".tmp")).map_err(|e| io_err(root, e))?;
+        Ok(Checkpoints {
+            root: root.to_path_buf(),
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Removes what interrupted writers left behind.
+    pub fn clean_tmp(&self) -> Result<(), StoreError> {
+        let tmp = self.root.join(".tmp");
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
+        }
+        fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))
+    }
+
+    /// A fresh, empty temporary directory for a trainable to write a checkpoint into.
+    pub fn tmp_dir(&self, tag: &str) -> Result<PathBuf, StoreError> {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let dir = self
+            .root
+            .join(".tmp")
+            .join(format!("{tag}-{}-{n}", std::process::id()));
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        }
+        fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        Ok(dir)
+    }
+
+    /// Makes the temporary directory `tmp` the checkpoint `name` (relative to the folder):
+    /// fsync, checksum, rename, fsync. Returns the checksum.
+    pub fn commit(&self, tmp: &Path, name: &str) -> Result<String, StoreError> {
+        let files = list_files(tmp)?;
+        for f in &files {
+            File::open(tmp.join(f))
+                .and_then(|h| h.sync_all())
+                .map_err(|e| io_err(&tmp.join(f), e))?;
+        }
+        sync_dir(tmp)?;
+        let sum = checksum(tmp, &files)?;
+        let dest = self.root.join(name);
+        if dest.exists() {
+            // A previous attempt got as far as the rename but not the database: the same
+            // segment was retrained, so its result replaces the orphan.
+            fs::remove_dir_all(&dest).map_err(|e| io_err(&dest, e))?;
+        }
+        fs::rename(tmp, &dest).map_err(|e| io_err(&dest, e))?;
+        sync_dir(&self.root)?;
+        Ok(sum)
+    }
+
+    /// The absolute path of checkpoint `name`.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// Checks that checkpoint `name` is whole and unchanged.
+    pub fn verify(&self, name: &str, expected: &str) -> Result<(), StoreError> {
+        let dir = self.root.join(name);
+        let files = list_files(&dir)?;
+        let sum = checksum(&dir, &files)?;
+        if sum != expected {
+            return Err(StoreError::Corrupt {
+                path: dir.display().to_string(),
+                reason: format!("checksum {sum} differs from the recorded {expected}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Deletes checkpoint `name`.
+    pub fn remove(&self, name: &str) -> Result<(), StoreError> {
+        let dir = self.root.join(name);
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// Copies checkpoint `name` to `dest` (which must not exist).
+    pub fn export(&self, name: &str, dest: &Path) -> Result<(), StoreError> {
+        let src = self.root.join(name);
+        copy_tree(&src, dest)
+    }
+}
+
+fn copy_tree(src: &Path, dest: &Path) -> Result<(), StoreError> {
+    fs::create_dir_all(dest).map_err(|e| io_err(dest, e))?;
+    for f in list_files(src)? {
+        let to = dest.join(&f);
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+        }
+        fs::copy(src.join(&f), &to).map_err(|e| io_err(&to, e))?;
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|h| h.sync_all())
+        .map_err(|e| io_err(dir, e))
+}
+
+/// Every file under `dir`, as relative paths, sorted.
+fn list_files(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let abs = dir.join(&rel);
+        for entry in fs::read_dir(&abs).map_err(|e| io_err(&abs, e))? {
+            let entry = entry.map_err(|e| io_err(&abs, e))?;
+            let kind = entry.file_type().map_err(|e| io_err(&entry.path(), e))?;
+            let child = rel.join(entry.file_name());
+            if kind.is_dir() {
+                stack.push(child);
+            } else {
+                out.push(child);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn checksum(dir: &Path, files: &[PathBuf]) -> Result<String, StoreError> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    for f in files {
+        h.update(f.to_string_lossy().as_bytes());
+        h.update([0u8]);
+        let path = dir.join(f);
+        let mut file = File::open(&path).map_err(|e| io_err(&path, e))?;
+        loop {
+            let n = file.read(&mut buf).map_err(|e| io_err(&path, e))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        h.update([0u8]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_verify_and_detect_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Checkpoints::open(dir.path()).unwrap();
+        let tmp = c.tmp_dir("m0").unwrap();
+        fs::write(tmp.join("weights.bin"), b"abc").unwrap();
+        fs::create_dir(tmp.join("sub")).unwrap();
+        fs::write(tmp.join("sub/opt.bin"), b"def").unwrap();
+        let sum = c.commit(&tmp, "m0-s5").unwrap();
+        assert!(!tmp.exists());
+        c.verify("m0-s5", &sum).unwrap();
+        fs::write(c.path("m0-s5").join("weights.bin"), b"abd").unwrap();
+        let err = c.verify("m0-s5", &sum).unwrap_err();
+        assert!(err.to_string().contains("m0-s5"), "{err}");
+        let out = dir.path().join("exported");
+        c.export("m0-s5", &out).unwrap();
+        assert_eq!(fs::read(out.join("sub/opt.bin")).unwrap(), b"def");
+        c.remove("m0-s5").unwrap();
+        assert!(!c.path("m0-s5").exists());
+    }
+}

@@ -1,0 +1,161 @@
+//! Experiment storage for poptune.
+//!
+//! One experiment lives in one directory: a database (the experiment's definition, its members,
+//! every step's metrics, lineage events, the checkpoint index, faults) and a checkpoint folder
+//! (see [`checkpoint`]). The [`Store`] trait is what the runners need; [`SqliteStore`] is the
+//! embedded backend.
+
+pub mod checkpoint;
+mod sqlite;
+
+use poptune::{Event, Hyperparams};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use checkpoint::Checkpoints;
+pub use sqlite::SqliteStore;
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// A storage failure.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database {path}: {source}")]
+    Db {
+        /// The database file.
+        path: String,
+        /// The driver's error.
+        source: rusqlite::Error,
+    },
+    /// A file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Stored data is damaged.
+    #[error("{path} is damaged: {reason}")]
+    Corrupt {
+        /// What is damaged.
+        path: String,
+        /// How.
+        reason: String,
+    },
+    /// The experiment is not the expected one or the store is of another version.
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// A member's durable state: what it trains with and where its latest checkpoint is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberRow {
+    /// Member id.
+    pub id: usize,
+    /// Current hyperparameters.
+    pub h: Hyperparams,
+    /// Its own step count at its latest checkpoint.
+    pub step: u64,
+    /// Score of its latest checkpoint (a donor's, after an exploit).
+    pub score: Option<f64>,
+    /// Recent step scores as ranking keys, for the t-test.
+    pub recent: Vec<f64>,
+    /// The checkpoint it trains on from (relative name), `None` before its first segment.
+    pub checkpoint: Option<String>,
+    /// Ready decisions made so far.
+    pub decisions: u64,
+    /// Faults since its last successful segment.
+    pub failures: u32,
+    /// Whether it has finished.
+    pub done: bool,
+}
+
+/// One recorded step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepRow {
+    /// Member.
+    pub member: usize,
+    /// The member's own step count after this step.
+    pub step: u64,
+    /// Score.
+    pub score: f64,
+    /// Other metrics.
+    pub metrics: Vec<(String, f64)>,
+}
+
+/// An entry of the checkpoint index.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointRow {
+    /// Name, relative to the checkpoint folder.
+    pub name: String,
+    /// The member that trained it.
+    pub member: usize,
+    /// Its step.
+    pub step: u64,
+    /// Checksum of its files.
+    pub checksum: String,
+    /// The score it reached.
+    pub score: f64,
+}
+
+/// A trainable's fault.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaultRow {
+    /// Member.
+    pub member: usize,
+    /// Its step when the fault happened.
+    pub step: u64,
+    /// crash, timeout, protocol, non-finite, checkpoint.
+    pub kind: String,
+    /// What happened.
+    pub message: String,
+    /// The end of the process's stderr.
+    pub stderr: String,
+}
+
+/// Everything one commit writes, in one transaction.
+#[derive(Clone, Debug, Default)]
+pub struct Commit {
+    /// New step records.
+    pub steps: Vec<StepRow>,
+    /// New checkpoints.
+    pub checkpoints: Vec<CheckpointRow>,
+    /// Members' new states.
+    pub members: Vec<MemberRow>,
+    /// New lineage events.
+    pub events: Vec<Event>,
+    /// New faults.
+    pub faults: Vec<FaultRow>,
+    /// A new experiment status, if it changes.
+    pub status: Option<String>,
+    /// Wall-clock seconds to add to the experiment's running time.
+    pub elapsed: f64,
+}
+
+/// What the runners need from storage.
+pub trait Store: Send {
+    /// Creates the experiment: its definition (JSON text) and its members.
+    fn create(&mut self, name: &str, definition: &str, members: &[MemberRow])
+        -> Result<(), StoreError>;
+    /// The experiment's name and definition, if it exists.
+    fn definition(&self) -> Result<Option<(String, String)>, StoreError>;
+    /// Every member's state.
+    fn members(&self) -> Result<Vec<MemberRow>, StoreError>;
+    /// Writes a commit atomically.
+    fn commit(&mut self, c: &Commit) -> Result<(), StoreError>;
+    /// Every step record, by member then step.
+    fn steps(&self) -> Result<Vec<StepRow>, StoreError>;
+    /// Every lineage event, in order.
+    fn events(&self) -> Result<Vec<Event>, StoreError>;
+    /// Every checkpoint in the index.
+    fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError>;
+    /// Removes checkpoints from the index.
+    fn forget_checkpoints(&mut self, names: &[String]) -> Result<(), StoreError>;
+    /// Every fault.
+    fn faults(&self) -> Result<Vec<FaultRow>, StoreError>;
+    /// The experiment's status and its running time in seconds.
+    fn status(&self) -> Result<(String, f64), StoreError>;
+}

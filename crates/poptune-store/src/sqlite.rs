@@ -1,0 +1,437 @@
+//! The embedded backend: one SQLite database file.
+
+use std::path::Path;
+
+use poptune::{Event, Hyperparams};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::{
+    CheckpointRow, Commit, FaultRow, MemberRow, StepRow, Store, StoreError, SCHEMA_VERSION,
+};
+
+/// An experiment stored in one SQLite file (WAL mode; one writer process at a time).
+pub struct SqliteStore {
+    conn: Connection,
+    path: String,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS members (
+    id INTEGER PRIMARY KEY, h TEXT NOT NULL, step INTEGER NOT NULL, score REAL,
+    recent TEXT NOT NULL, checkpoint TEXT, decisions INTEGER NOT NULL,
+    failures INTEGER NOT NULL, done INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS steps (
+    member INTEGER NOT NULL, step INTEGER NOT NULL, score REAL NOT NULL, metrics TEXT NOT NULL,
+    PRIMARY KEY (member, step));
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    name TEXT PRIMARY KEY, member INTEGER NOT NULL, step INTEGER NOT NULL,
+    checksum TEXT NOT NULL, score REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS faults (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, member INTEGER NOT NULL, step INTEGER NOT NULL,
+    kind TEXT NOT NULL, message TEXT NOT NULL, stderr TEXT NOT NULL);
+";
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let p = path.display().to_string();
+        let db = |source| StoreError::Db {
+            path: p.clone(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(db)?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+            .map_err(db)?;
+        conn.execute_batch(SCHEMA).map_err(db)?;
+        let version: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(db)?;
+        match version {
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    params![SCHEMA_VERSION.to_string()],
+                )
+                .map_err(db)?;
+            }
+            Some(v) if v == SCHEMA_VERSION.to_string() => {}
+            Some(v) => {
+                return Err(StoreError::Mismatch(format!(
+                    "{p} was written with schema version {v}; this poptune reads version {SCHEMA_VERSION}"
+                )))
+            }
+        }
+        Ok(SqliteStore { conn, path: p })
+    }
+
+    fn db(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |source| StoreError::Db {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn corrupt(&self, what: &str, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            reason: format!("{what}: {e}"),
+        }
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(self.db())
+    }
+}
+
+fn write_member(tx: &rusqlite::Transaction<'_>, m: &MemberRow) -> rusqlite::Result<usize> {
+    tx.execute(
+        "INSERT OR REPLACE INTO members (id, h, step, score, recent, checkpoint, decisions, failures, done)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            m.id as i64,
+            json(&m.h),
+            m.step as i64,
+            m.score,
+            json(&m.recent),
+            m.checkpoint,
+            m.decisions as i64,
+            m.failures as i64,
+            m.done
+        ],
+    )
+}
+
+impl Store for SqliteStore {
+    fn create(
+        &mut self,
+        name: &str,
+        definition: &str,
+        members: &[MemberRow],
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let db = move |source| StoreError::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(&db)?;
+        for (k, v) in [
+            ("name", name),
+            ("definition", definition),
+            ("status", "running"),
+            ("elapsed", "0"),
+        ] {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                params![k, v],
+            )
+            .map_err(&db)?;
+        }
+        for m in members {
+            write_member(&tx, m).map_err(&db)?;
+        }
+        tx.commit().map_err(&db)
+    }
+
+    fn definition(&self) -> Result<Option<(String, String)>, StoreError> {
+        match (self.meta("name")?, self.meta("definition")?) {
+            (Some(n), Some(d)) => Ok(Some((n, d))),
+            _ => Ok(None),
+        }
+    }
+
+    fn members(&self) -> Result<Vec<MemberRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT id, h, step, score, recent, checkpoint, decisions, failures, done
+                 FROM members ORDER BY id",
+            )
+            .map_err(self.db())?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, Option<f64>>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, i64>(7)?,
+                    r.get::<_, bool>(8)?,
+                ))
+            })
+            .map_err(self.db())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, h, step, score, recent, checkpoint, decisions, failures, done) =
+                row.map_err(self.db())?;
+            let h: Hyperparams =
+                serde_json::from_str(&h).map_err(|e| self.corrupt("member hyperparameters", e))?;
+            let recent: Vec<f64> =
+                serde_json::from_str(&recent).map_err(|e| self.corrupt("member scores", e))?;
+            out.push(MemberRow {
+                id: id as usize,
+                h,
+                step: step as u64,
+                score,
+                recent,
+                checkpoint,
+                decisions: decisions as u64,
+                failures: failures as u32,
+                done,
+            });
+        }
+        Ok(out)
+    }
+
+    fn commit(&mut self, c: &Commit) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let db = move |source| StoreError::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(&db)?;
+        {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT INTO steps (member, step, score, metrics) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(&db)?;
+            for s in &c.steps {
+                ins.execute(params![
+                    s.member as i64,
+                    s.step as i64,
+                    s.score,
+                    json(&s.metrics)
+                ])
+                .map_err(&db)?;
+            }
+        }
+        for k in &c.checkpoints {
+            tx.execute(
+                "INSERT OR REPLACE INTO checkpoints (name, member, step, checksum, score)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![k.name, k.member as i64, k.step as i64, k.checksum, k.score],
+            )
+            .map_err(&db)?;
+        }
+        for m in &c.members {
+            write_member(&tx, m).map_err(&db)?;
+        }
+        for e in &c.events {
+            tx.execute("INSERT INTO events (body) VALUES (?1)", params![json(e)])
+                .map_err(&db)?;
+        }
+        for f in &c.faults {
+            tx.execute(
+                "INSERT INTO faults (member, step, kind, message, stderr) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![f.member as i64, f.step as i64, f.kind, f.message, f.stderr],
+            )
+            .map_err(&db)?;
+        }
+        if let Some(s) = &c.status {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('status', ?1)",
+                params![s],
+            )
+            .map_err(&db)?;
+        }
+        if c.elapsed > 0.0 {
+            tx.execute(
+                "UPDATE meta SET value = CAST(CAST(value AS REAL) + ?1 AS TEXT) WHERE key = 'elapsed'",
+                params![c.elapsed],
+            )
+            .map_err(&db)?;
+        }
+        tx.commit().map_err(&db)
+    }
+
+    fn steps(&self) -> Result<Vec<StepRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT member, step, score, metrics FROM steps ORDER BY member, step")
+            .map_err(self.db())?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, f64>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(self.db())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (member, step, score, metrics) = row.map_err(self.db())?;
+            let metrics: Vec<(String, f64)> =
+                serde_json::from_str(&metrics).map_err(|e| self.corrupt("step metrics", e))?;
+            out.push(StepRow {
+                member: member as usize,
+                step: step as u64,
+                score,
+                metrics,
+            });
+        }
+        Ok(out)
+    }
+
+    fn events(&self) -> Result<Vec<Event>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT body FROM events ORDER BY id")
+            .map_err(self.db())?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(self.db())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let body = row.map_err(self.db())?;
+            out.push(serde_json::from_str(&body).map_err(|e| self.corrupt("event", e))?);
+        }
+        Ok(out)
+    }
+
+    fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT name, member, step, checksum, score FROM checkpoints ORDER BY member, step")
+            .map_err(self.db())?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(CheckpointRow {
+                    name: r.get(0)?,
+                    member: r.get::<_, i64>(1)? as usize,
+                    step: r.get::<_, i64>(2)? as u64,
+                    checksum: r.get(3)?,
+                    score: r.get(4)?,
+                })
+            })
+            .map_err(self.db())?;
+        rows.collect::<Result<_, _>>().map_err(self.db())
+    }
+
+    fn forget_checkpoints(&mut self, names: &[String]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let db = move |source| StoreError::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(&db)?;
+        for n in names {
+            tx.execute("DELETE FROM checkpoints WHERE name = ?1", params![n])
+                .map_err(&db)?;
+        }
+        tx.commit().map_err(&db)
+    }
+
+    fn faults(&self) -> Result<Vec<FaultRow>, StoreError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT member, step, kind, message, stderr FROM faults ORDER BY id")
+            .map_err(self.db())?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(FaultRow {
+                    member: r.get::<_, i64>(0)? as usize,
+                    step: r.get::<_, i64>(1)? as u64,
+                    kind: r.get(2)?,
+                    message: r.get(3)?,
+                    stderr: r.get(4)?,
+                })
+            })
+            .map_err(self.db())?;
+        rows.collect::<Result<_, _>>().map_err(self.db())
+    }
+
+    fn status(&self) -> Result<(String, f64), StoreError> {
+        let status = self.meta("status")?.unwrap_or_else(|| "new".to_string());
+        let elapsed = self
+            .meta("elapsed")?
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0.0);
+        Ok((status, elapsed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: usize) -> MemberRow {
+        MemberRow {
+            id,
+            h: Hyperparams::new().with("lr", 0.1),
+            step: 0,
+            score: None,
+            recent: vec![],
+            checkpoint: None,
+            decisions: 0,
+            failures: 0,
+            done: false,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_atomic_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("experiment.db");
+        let mut s = SqliteStore::open(&path).unwrap();
+        assert!(s.definition().unwrap().is_none());
+        s.create("x", "{}", &[member(0), member(1)]).unwrap();
+        let mut m0 = member(0);
+        m0.step = 5;
+        m0.score = Some(0.5);
+        m0.checkpoint = Some("m0-s5".into());
+        let c = Commit {
+            steps: (1..=5)
+                .map(|i| StepRow {
+                    member: 0,
+                    step: i,
+                    score: i as f64 / 10.0,
+                    metrics: vec![("loss".into(), 1.0)],
+                })
+                .collect(),
+            checkpoints: vec![CheckpointRow {
+                name: "m0-s5".into(),
+                member: 0,
+                step: 5,
+                checksum: "abc".into(),
+                score: 0.5,
+            }],
+            members: vec![m0.clone()],
+            elapsed: 1.5,
+            ..Commit::default()
+        };
+        s.commit(&c).unwrap();
+        // The same steps again are refused as a whole: nothing is counted twice.
+        let mut again = c.clone();
+        again.members[0].step = 99;
+        assert!(s.commit(&again).is_err());
+        drop(s);
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.definition().unwrap(), Some(("x".into(), "{}".into())));
+        assert_eq!(s.members().unwrap()[0], m0);
+        assert_eq!(s.steps().unwrap().len(), 5);
+        assert_eq!(s.checkpoints().unwrap().len(), 1);
+        assert_eq!(s.status().unwrap(), ("running".into(), 1.5));
+    }
+}
