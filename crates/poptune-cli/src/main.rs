@@ -1,5 +1,9 @@
 //! `poptune`: Population Based Training from the command line.
 
+mod commands;
+mod config;
+mod durable;
+mod external;
 mod plot;
 mod toy;
 
@@ -20,12 +24,27 @@ enum Command {
     /// Reproduce the PBT paper's toy example (Figure 2): PBT against explore-only,
     /// exploit-only and grid search over many seeds.
     Toy(toy::ToyArgs),
+    /// Run (or continue) the experiment an experiment file describes.
+    Run(commands::RunArgs),
+    /// Continue an interrupted experiment from its directory.
+    Resume(commands::ResumeArgs),
+    /// Print an experiment's population.
+    Status(commands::DirArgs),
+    /// Retrain a member from scratch along its hyperparameter schedule.
+    Replay(commands::ReplayArgs),
+    /// Copy a member's final checkpoint (its θ) out of the experiment.
+    Export(commands::ExportArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Toy(args) => toy::run(&args),
+        Command::Run(args) => commands::run(&args),
+        Command::Resume(args) => commands::resume(&args),
+        Command::Status(args) => commands::status(&args),
+        Command::Replay(args) => commands::replay(&args),
+        Command::Export(args) => commands::export(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

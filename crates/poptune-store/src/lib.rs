@@ -138,8 +138,12 @@ pub struct Commit {
 /// What the runners need from storage.
 pub trait Store: Send {
     /// Creates the experiment: its definition (JSON text) and its members.
-    fn create(&mut self, name: &str, definition: &str, members: &[MemberRow])
-        -> Result<(), StoreError>;
+    fn create(
+        &mut self,
+        name: &str,
+        definition: &str,
+        members: &[MemberRow],
+    ) -> Result<(), StoreError>;
     /// The experiment's name and definition, if it exists.
     fn definition(&self) -> Result<Option<(String, String)>, StoreError>;
     /// Every member's state.

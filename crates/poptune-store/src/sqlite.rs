@@ -53,9 +53,11 @@ impl SqliteStore {
             .map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
         let version: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(db)?;
         match version {
@@ -313,7 +315,9 @@ impl Store for SqliteStore {
     fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError> {
         let mut st = self
             .conn
-            .prepare("SELECT name, member, step, checksum, score FROM checkpoints ORDER BY member, step")
+            .prepare(
+                "SELECT name, member, step, checksum, score FROM checkpoints ORDER BY member, step",
+            )
             .map_err(self.db())?;
         let rows = st
             .query_map([], |r| {

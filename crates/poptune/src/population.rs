@@ -258,6 +258,22 @@ impl Population {
         self.moved(id, before);
     }
 
+    /// Sets a member's whole state, as a store recorded it: step, score and recent keys
+    /// (oldest first; at most the window is kept).
+    pub fn set_state(&mut self, id: MemberId, step: u64, score: Option<f64>, recent_keys: &[f64]) {
+        let before = self.entry(id);
+        let window = self.window;
+        let m = &mut self.members[id];
+        m.step = step;
+        m.score = score;
+        m.recent = recent_keys
+            .iter()
+            .skip(recent_keys.len().saturating_sub(window))
+            .copied()
+            .collect();
+        self.moved(id, before);
+    }
+
     /// Member `id` changes hyperparameters in place.
     pub fn set_h(&mut self, id: MemberId, h: Hyperparams) {
         self.members[id].h = h;

@@ -1,0 +1,318 @@
+//! `poptune run`, `resume`, `status`, `replay` and `export`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use clap::Args;
+use poptune::lineage::schedule;
+use poptune_store::{Checkpoints, Store};
+
+use crate::config;
+use crate::durable::{self, CKPT_DIR, LOG_DIR};
+use crate::external::Process;
+use crate::CliError;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The experiment file (TOML; see docs/experiment-file.md).
+    pub file: PathBuf,
+    /// No live progress view.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DirArgs {
+    /// The experiment directory (the one `poptune run` created).
+    pub dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ResumeArgs {
+    /// The experiment directory.
+    pub dir: PathBuf,
+    /// No live progress view.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// The experiment directory.
+    pub dir: PathBuf,
+    /// The member whose schedule to replay (default: the best).
+    #[arg(long)]
+    pub member: Option<usize>,
+    /// Only print the schedule; do not retrain.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The experiment directory.
+    pub dir: PathBuf,
+    /// Where to copy the checkpoint (must not exist yet).
+    #[arg(long, short)]
+    pub out: PathBuf,
+    /// The member to export (default: the best).
+    #[arg(long)]
+    pub member: Option<usize>,
+}
+
+fn finish_run(summary: durable::Summary, dir: &Path, metric: &str) {
+    println!("experiment {}: {}", dir.display(), summary.status);
+    if let Some((m, s)) = summary.best {
+        println!("best member: {m}, {metric} = {s}");
+    }
+    if summary.faults > 0 {
+        println!(
+            "{} trainable faults (see `poptune status {}`)",
+            summary.faults,
+            dir.display()
+        );
+    }
+    println!(
+        "next: `poptune status {0}`, `poptune report {0}`, `poptune replay {0}`",
+        dir.display()
+    );
+}
+
+pub fn run(args: &RunArgs) -> Result<(), CliError> {
+    let def = config::load(&args.file).map_err(CliError::usage)?;
+    let (store, resumed) = durable::create_or_open(&def)?;
+    let (status, _) = store.status()?;
+    if resumed && status == "finished" {
+        println!(
+            "experiment {} has already finished; nothing to do",
+            def.directory.display()
+        );
+        return status_of(&def.directory);
+    }
+    eprintln!(
+        "{} experiment `{}` in {} ({} members, {} steps each, {} slots)",
+        if resumed { "resuming" } else { "starting" },
+        def.name,
+        def.directory.display(),
+        def.population,
+        def.stop.steps,
+        def.slots
+    );
+    let progress = !args.quiet && std::io::stderr().is_terminal();
+    let summary = durable::run(&def, store, progress)?;
+    finish_run(summary, &def.directory, &def.metric);
+    Ok(())
+}
+
+pub fn resume(args: &ResumeArgs) -> Result<(), CliError> {
+    let (store, def) = durable::open_dir(&args.dir)?;
+    let (status, _) = store.status()?;
+    if status == "finished" {
+        println!("experiment {} has already finished", args.dir.display());
+        return status_of(&args.dir);
+    }
+    eprintln!(
+        "resuming experiment `{}` in {}",
+        def.name,
+        def.directory.display()
+    );
+    let progress = !args.quiet && std::io::stderr().is_terminal();
+    let summary = durable::run(&def, store, progress)?;
+    finish_run(summary, &def.directory, &def.metric);
+    Ok(())
+}
+
+pub fn status(args: &DirArgs) -> Result<(), CliError> {
+    status_of(&args.dir)
+}
+
+fn status_of(dir: &Path) -> Result<(), CliError> {
+    let (store, def) = durable::open_dir(dir)?;
+    let (status, elapsed) = store.status()?;
+    let members = store.members()?;
+    let events = store.events()?;
+    let faults = store.faults()?;
+    println!("experiment: {} ({})", def.name, dir.display());
+    println!(
+        "status: {status}, running time {:.1} s, {} members, {} steps each, mode {:?}",
+        elapsed, def.population, def.stop.steps, def.mode
+    );
+    println!(
+        "exploits: {}, explores: {}, faults: {}",
+        events.iter().filter(|e| e.donor.is_some()).count(),
+        events.iter().filter(|e| e.donor.is_none()).count(),
+        faults.len()
+    );
+    println!();
+    let mut order: Vec<&poptune_store::MemberRow> = members.iter().collect();
+    order.sort_by(|a, b| {
+        let k =
+            |m: &poptune_store::MemberRow| m.score.map_or(f64::NEG_INFINITY, |s| def.mode.key(s));
+        k(b).total_cmp(&k(a)).then(a.id.cmp(&b.id))
+    });
+    println!(
+        "{:>6} {:>8} {:>12} {:>8}  hyperparameters",
+        "member", "step", def.metric, "state"
+    );
+    for m in order {
+        let state = if m.done {
+            "done"
+        } else if m.failures > 0 {
+            "failing"
+        } else {
+            "training"
+        };
+        println!(
+            "{:>6} {:>8} {:>12} {:>8}  {}",
+            m.id,
+            m.step,
+            m.score.map_or("-".to_string(), |s| format!("{s:.6}")),
+            state,
+            m.h
+        );
+    }
+    if !faults.is_empty() {
+        println!();
+        println!("last faults:");
+        for f in faults.iter().rev().take(5) {
+            println!(
+                "  member {} at step {}: {}: {}",
+                f.member, f.step, f.kind, f.message
+            );
+        }
+        println!("  (process stderr: {})", dir.join(LOG_DIR).display());
+    }
+    Ok(())
+}
+
+fn best_member(def: &config::ExperimentDef, members: &[poptune_store::MemberRow]) -> Option<usize> {
+    members
+        .iter()
+        .filter(|m| m.score.is_some())
+        .max_by(|a, b| {
+            let k = |m: &poptune_store::MemberRow| {
+                m.score.map_or(f64::NEG_INFINITY, |s| def.mode.key(s))
+            };
+            k(a).total_cmp(&k(b)).then(b.id.cmp(&a.id))
+        })
+        .map(|m| m.id)
+}
+
+fn pick_member(
+    def: &config::ExperimentDef,
+    members: &[poptune_store::MemberRow],
+    member: Option<usize>,
+) -> Result<usize, CliError> {
+    match member {
+        Some(m) if m < members.len() => Ok(m),
+        Some(m) => Err(CliError::usage(anyhow!(
+            "--member {m}: the population has members 0 to {}",
+            members.len().saturating_sub(1)
+        ))),
+        None => best_member(def, members)
+            .ok_or_else(|| CliError::usage(anyhow!("no member has a score yet"))),
+    }
+}
+
+pub fn export(args: &ExportArgs) -> Result<(), CliError> {
+    let (store, def) = durable::open_dir(&args.dir)?;
+    let members = store.members()?;
+    let m = pick_member(&def, &members, args.member)?;
+    let name = members[m]
+        .checkpoint
+        .clone()
+        .ok_or_else(|| CliError::usage(anyhow!("member {m} has no checkpoint yet")))?;
+    if args.out.exists() {
+        return Err(CliError::usage(anyhow!(
+            "{} already exists; give a new path to export into",
+            args.out.display()
+        )));
+    }
+    let ckpts = Checkpoints::open(&args.dir.join(CKPT_DIR))?;
+    let sum = store
+        .checkpoints()?
+        .into_iter()
+        .find(|c| c.name == name)
+        .map(|c| c.checksum)
+        .ok_or_else(|| anyhow!("checkpoint {name} is missing from the index"))?;
+    ckpts.verify(&name, &sum)?;
+    ckpts.export(&name, &args.out)?;
+    println!(
+        "exported member {m}'s checkpoint at step {} ({} = {}) to {}",
+        members[m].step,
+        def.metric,
+        members[m].score.map_or("-".into(), |s| s.to_string()),
+        args.out.display()
+    );
+    Ok(())
+}
+
+pub fn replay(args: &ReplayArgs) -> Result<(), CliError> {
+    let (store, def) = durable::open_dir(&args.dir)?;
+    let members = store.members()?;
+    let m = pick_member(&def, &members, args.member)?;
+    let initial: Vec<poptune::Hyperparams> = def
+        .experiment()
+        .initial_hyperparams()
+        .map_err(CliError::usage)?;
+    let events = store.events()?;
+    let sched = schedule(&initial, &events, m, members[m].step);
+    print!("{sched}");
+    let recorded = members[m].score;
+    if args.dry_run {
+        return Ok(());
+    }
+    let work = args.dir.join("replay");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+    let log = work.join("replay.stderr.log");
+    let mut proc = Process::spawn(&def.trainable, 0, &log)
+        .map_err(|f| anyhow!("{}: {}", f.kind, f.message))?;
+    let mut restore: Option<(PathBuf, String)> = None;
+    let mut last = None;
+    for (i, seg) in sched.segments.iter().enumerate() {
+        let dir = work.join(format!("segment-{i}"));
+        let id = format!("replay-{i}");
+        std::fs::create_dir_all(&dir)?;
+        let steps = proc
+            .train(
+                sched.origin,
+                seg.start,
+                seg.end - seg.start,
+                &seg.h,
+                restore.as_ref().map(|(p, n)| (p.as_path(), n.as_str())),
+                (&dir, &id),
+                Duration::from_secs_f64(def.trainable.step_timeout),
+                |_| {},
+            )
+            .map_err(|f| {
+                anyhow!(
+                    "the replay failed in segment {i}: {}: {}\n{}",
+                    f.kind,
+                    f.message,
+                    proc.stderr_tail()
+                )
+            })?;
+        last = steps.last().map(|s| s.score);
+        restore = Some((dir, id));
+    }
+    proc.shutdown();
+    let replayed = last.ok_or_else(|| anyhow!("the schedule is empty"))?;
+    println!("replayed {} = {replayed}", def.metric);
+    match recorded {
+        Some(r) if r == replayed => println!("recorded {} = {r}: identical", def.metric),
+        Some(r) => println!(
+            "recorded {} = {r}: differs by {:.3e} (expected when the trainable is not deterministic, or the run was asynchronous and a donor's checkpoint came from a different step)",
+            def.metric,
+            (r - replayed).abs()
+        ),
+        None => {}
+    }
+    println!(
+        "the replayed checkpoint is in {}",
+        restore.map_or(work, |r| r.0).display()
+    );
+    Ok(())
+}

@@ -1,0 +1,683 @@
+//! Experiment files (TOML): parsing, validation, and errors that point at the file, line and
+//! column. `docs/experiment-file.md` documents every key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use poptune::{
+    Exploit, Explore, ExploreMethod, Inherit, Mode, Param, Policy, Space, SyncMode, Value, Variant,
+};
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+/// A bad experiment file: where and what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.path.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.path.display(),
+                self.line,
+                self.column,
+                self.message
+            )
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map_or(offset, |i| offset - i - 1) + 1;
+    (line, col)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDef {
+    name: Spanned<String>,
+    #[serde(default = "default_metric")]
+    metric: String,
+    #[serde(default)]
+    mode: Mode,
+    population: Spanned<i64>,
+    #[serde(default)]
+    seed: u64,
+    #[serde(default = "default_slots")]
+    slots: Spanned<i64>,
+    directory: Option<String>,
+    #[serde(default)]
+    policy: Option<Spanned<PolicyFile>>,
+    space: Spanned<BTreeMap<String, Spanned<ParamFile>>>,
+    stop: Spanned<StopFile>,
+    trainable: Spanned<TrainableFile>,
+}
+
+fn default_metric() -> String {
+    "score".into()
+}
+
+fn default_slots() -> Spanned<i64> {
+    Spanned::new(0..0, 1)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ParamFile {
+    Float {
+        low: f64,
+        high: f64,
+        #[serde(default)]
+        log: bool,
+    },
+    Int {
+        low: i64,
+        high: i64,
+        #[serde(default)]
+        log: bool,
+    },
+    Ordered {
+        values: Vec<Value>,
+    },
+    Choice {
+        values: Vec<Value>,
+    },
+    Fixed {
+        value: Value,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    interval: Option<i64>,
+    burn_in: Option<i64>,
+    sync: Option<SyncMode>,
+    inherit: Option<Inherit>,
+    variant: Option<Variant>,
+    exploit: Option<Spanned<ExploitFile>>,
+    explore: Option<Spanned<ExploreFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "strategy", rename_all = "snake_case", deny_unknown_fields)]
+enum ExploitFile {
+    Truncation {
+        fraction: Option<f64>,
+    },
+    Tournament,
+    TTest {
+        window: Option<i64>,
+        alpha: Option<f64>,
+    },
+    WinnerTakesAll,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExploreFile {
+    method: Option<ExploreName>,
+    factors: Option<Vec<f64>>,
+    std: Option<f64>,
+    resample_probability: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ExploreName {
+    Perturb,
+    Gaussian,
+    Resample,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StopFile {
+    steps: Option<i64>,
+    target: Option<f64>,
+    max_seconds: Option<f64>,
+    plateau: Option<Spanned<PlateauFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlateauFile {
+    patience: i64,
+    #[serde(default)]
+    min_delta: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrainableFile {
+    command: Spanned<Vec<String>>,
+    cwd: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default = "default_timeout")]
+    step_timeout: f64,
+    #[serde(default = "default_failures")]
+    max_failures: i64,
+}
+
+fn default_timeout() -> f64 {
+    600.0
+}
+
+fn default_failures() -> i64 {
+    3
+}
+
+/// When the experiment stops.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StopRules {
+    /// Steps each member trains.
+    pub steps: u64,
+    /// Stop when a member's score reaches this (in the experiment's mode).
+    pub target: Option<f64>,
+    /// Stop starting new segments after this many seconds of running time.
+    pub max_seconds: Option<f64>,
+    /// Stop when the best score has not improved by `min_delta` for `patience` steps.
+    pub plateau: Option<(u64, f64)>,
+}
+
+/// The external trainable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainableDef {
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// Working directory (absolute).
+    pub cwd: PathBuf,
+    /// Extra environment variables.
+    pub env: BTreeMap<String, String>,
+    /// Seconds to wait for each line from the process before it counts as hung.
+    pub step_timeout: f64,
+    /// Faults a member may have in a row before it is replaced.
+    pub max_failures: u32,
+}
+
+/// A validated experiment definition.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExperimentDef {
+    pub name: String,
+    pub metric: String,
+    pub mode: Mode,
+    pub population: usize,
+    pub seed: u64,
+    pub slots: usize,
+    /// The experiment directory (absolute).
+    pub directory: PathBuf,
+    pub policy: Policy,
+    pub space: Space,
+    pub stop: StopRules,
+    pub trainable: TrainableDef,
+}
+
+impl ExperimentDef {
+    /// The core experiment (for the policy and initial hyperparameters).
+    pub fn experiment(&self) -> poptune::Experiment {
+        poptune::Experiment::new(self.space.clone())
+            .policy(self.policy.clone())
+            .mode(self.mode)
+            .population(self.population)
+            .steps(self.stop.steps)
+            .seed(self.seed)
+            .workers(self.slots)
+    }
+}
+
+/// The offset of the first line at or after `from` that assigns `key`.
+fn find_key(text: &str, from: usize, key: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        if offset <= from {
+            continue;
+        }
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix(key) {
+            if rest.trim_start().starts_with('=') {
+                return Some(start + (line.len() - trimmed.len()));
+            }
+        }
+    }
+    None
+}
+
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+        let (line, column) = if span == (0..0) {
+            (0, 0)
+        } else {
+            line_col(self.text, span.start)
+        };
+        ConfigError {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads and validates an experiment file.
+pub fn load(path: &Path) -> Result<ExperimentDef, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        path: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read the experiment file: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and validates experiment-file text; `path` locates relative paths and errors.
+pub fn parse(path: &Path, text: &str) -> Result<ExperimentDef, ConfigError> {
+    let cx = Ctx { path, text };
+    let file: FileDef = toml::from_str(text).map_err(|e| {
+        let mut span = e.span().unwrap_or(0..0);
+        let msg = e.message().trim().to_string();
+        // For an unknown key inside a table the parser points at the table: point at the key.
+        if let Some(key) = msg
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next())
+        {
+            if let Some(at) = find_key(text, span.start, key) {
+                span = at..at + key.len();
+            }
+        }
+        let hint = if msg.starts_with("unknown field") {
+            " (see docs/experiment-file.md for every key)"
+        } else {
+            ""
+        };
+        cx.err(span, format!("{msg}{hint}"))
+    })?;
+    let base = path
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .unwrap_or(Path::new("."));
+    let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+
+    let name = file.name.get_ref().trim().to_string();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(cx.err(
+            file.name.span(),
+            "`name` must be non-empty and use only letters, digits, '-', '_' and '.' (it names the experiment directory)",
+        ));
+    }
+    let population = *file.population.get_ref();
+    if population < 1 {
+        return Err(cx.err(
+            file.population.span(),
+            format!("`population` = {population}: the population needs at least 1 member (PBT needs 2 or more to compare)"),
+        ));
+    }
+    let slots = *file.slots.get_ref();
+    if slots < 1 {
+        return Err(cx.err(
+            file.slots.span(),
+            format!("`slots` = {slots}: at least 1 trainable process must run"),
+        ));
+    }
+
+    // Search space.
+    let mut space = Space::new();
+    if file.space.get_ref().is_empty() {
+        return Err(cx.err(
+            file.space.span(),
+            "the search space is empty: add at least one [space.NAME] table",
+        ));
+    }
+    for (pname, p) in file.space.get_ref() {
+        let param = match p.get_ref() {
+            ParamFile::Float { low, high, log } => Param::Float {
+                low: *low,
+                high: *high,
+                log: *log,
+            },
+            ParamFile::Int { low, high, log } => Param::Int {
+                low: *low,
+                high: *high,
+                log: *log,
+            },
+            ParamFile::Ordered { values } => Param::Ordered {
+                values: values.clone(),
+            },
+            ParamFile::Choice { values } => Param::Choice {
+                values: values.clone(),
+            },
+            ParamFile::Fixed { value } => Param::Fixed {
+                value: value.clone(),
+            },
+        };
+        param
+            .validate(pname)
+            .map_err(|e| cx.err(p.span(), format!("[space.{pname}]: {e}")))?;
+        space.insert(pname, param);
+    }
+
+    // Policy.
+    let mut policy = Policy::default();
+    let policy_span = file.policy.as_ref().map_or(0..0, |p| p.span());
+    if let Some(pf) = &file.policy {
+        let pf = pf.get_ref();
+        if let Some(i) = pf.interval {
+            if i < 1 {
+                return Err(cx.err(
+                    policy_span.clone(),
+                    format!("[policy] interval = {i}: members must train at least 1 step between ready points"),
+                ));
+            }
+            policy.interval = i as u64;
+        }
+        if let Some(b) = pf.burn_in {
+            if b < 0 {
+                return Err(cx.err(
+                    policy_span.clone(),
+                    format!("[policy] burn_in = {b} must be 0 or more"),
+                ));
+            }
+            policy.burn_in = b as u64;
+        }
+        if let Some(s) = pf.sync {
+            policy.sync = s;
+        }
+        if let Some(i) = pf.inherit {
+            policy.inherit = i;
+        }
+        if let Some(v) = pf.variant {
+            policy.variant = v;
+        }
+        if let Some(e) = &pf.exploit {
+            policy.exploit = match e.get_ref() {
+                ExploitFile::Truncation { fraction } => Exploit::Truncation {
+                    fraction: fraction.unwrap_or(0.25),
+                },
+                ExploitFile::Tournament => Exploit::Tournament,
+                ExploitFile::TTest { window, alpha } => {
+                    let w = window.unwrap_or(10);
+                    if w < 2 {
+                        return Err(cx.err(
+                            e.span(),
+                            format!(
+                                "[policy.exploit] window = {w}: the t-test needs at least 2 scores"
+                            ),
+                        ));
+                    }
+                    Exploit::TTest {
+                        window: w as usize,
+                        alpha: alpha.unwrap_or(0.05),
+                    }
+                }
+                ExploitFile::WinnerTakesAll => Exploit::WinnerTakesAll,
+            };
+            policy
+                .exploit
+                .validate()
+                .map_err(|err| cx.err(e.span(), format!("[policy.exploit] {err}")))?;
+        }
+        if let Some(x) = &pf.explore {
+            let xf = x.get_ref();
+            let method = xf.method.unwrap_or(ExploreName::Perturb);
+            if xf.factors.is_some() && method != ExploreName::Perturb {
+                return Err(cx.err(
+                    x.span(),
+                    "[policy.explore] `factors` only applies to method = \"perturb\"",
+                ));
+            }
+            if xf.std.is_some() && method != ExploreName::Gaussian {
+                return Err(cx.err(
+                    x.span(),
+                    "[policy.explore] `std` only applies to method = \"gaussian\"",
+                ));
+            }
+            let m = match method {
+                ExploreName::Perturb => ExploreMethod::Perturb {
+                    factors: xf.factors.clone().unwrap_or_else(|| vec![0.8, 1.2]),
+                },
+                ExploreName::Gaussian => ExploreMethod::Gaussian {
+                    std: xf.std.ok_or_else(|| {
+                        cx.err(
+                            x.span(),
+                            "[policy.explore] method = \"gaussian\" needs `std`, the noise's standard deviation (e.g. std = 0.1)",
+                        )
+                    })?,
+                },
+                ExploreName::Resample => ExploreMethod::Resample,
+            };
+            policy.explore = Explore {
+                method: m,
+                resample_probability: xf.resample_probability.unwrap_or(match method {
+                    ExploreName::Gaussian => 0.0,
+                    ExploreName::Resample => 1.0,
+                    ExploreName::Perturb => 0.25,
+                }),
+            };
+            policy
+                .explore
+                .validate()
+                .map_err(|err| cx.err(x.span(), format!("[policy.explore] {err}")))?;
+        }
+    }
+
+    // Stopping rules.
+    let sf = file.stop.get_ref();
+    let steps =
+        match sf.steps {
+            Some(s) if s >= 1 => s as u64,
+            Some(s) => {
+                return Err(cx.err(
+                    file.stop.span(),
+                    format!("[stop] steps = {s}: each member must train at least 1 step"),
+                ))
+            }
+            None => return Err(cx.err(
+                file.stop.span(),
+                "[stop] needs `steps`, the number of steps each member trains (e.g. steps = 100)",
+            )),
+        };
+    if let Some(t) = sf.target {
+        if !t.is_finite() {
+            return Err(cx.err(file.stop.span(), "[stop] target must be a finite number"));
+        }
+    }
+    if let Some(s) = sf.max_seconds {
+        if !(s.is_finite() && s > 0.0) {
+            return Err(cx.err(
+                file.stop.span(),
+                format!("[stop] max_seconds = {s} must be a positive number of seconds"),
+            ));
+        }
+    }
+    let plateau = match &sf.plateau {
+        Some(p) => {
+            let pf = p.get_ref();
+            if pf.patience < 1 || !(pf.min_delta.is_finite() && pf.min_delta >= 0.0) {
+                return Err(cx.err(
+                    p.span(),
+                    "[stop.plateau] needs patience >= 1 (steps) and min_delta >= 0",
+                ));
+            }
+            Some((pf.patience as u64, pf.min_delta))
+        }
+        None => None,
+    };
+
+    // Trainable.
+    let tf = file.trainable.get_ref();
+    if tf.command.get_ref().is_empty() || tf.command.get_ref()[0].trim().is_empty() {
+        return Err(cx.err(
+            tf.command.span(),
+            "[trainable] command is empty: give the program and its arguments, e.g. command = [\"python3\", \"train.py\"]",
+        ));
+    }
+    if !(tf.step_timeout.is_finite() && tf.step_timeout > 0.0) {
+        return Err(cx.err(
+            file.trainable.span(),
+            format!(
+                "[trainable] step_timeout = {} must be a positive number of seconds",
+                tf.step_timeout
+            ),
+        ));
+    }
+    if tf.max_failures < 0 {
+        return Err(cx.err(
+            file.trainable.span(),
+            format!(
+                "[trainable] max_failures = {} must be 0 or more",
+                tf.max_failures
+            ),
+        ));
+    }
+    let cwd = match &tf.cwd {
+        Some(c) => base.join(c),
+        None => base.clone(),
+    };
+    if !cwd.is_dir() {
+        return Err(cx.err(
+            file.trainable.span(),
+            format!("[trainable] cwd {} is not a directory", cwd.display()),
+        ));
+    }
+    let directory = match &file.directory {
+        Some(d) => base.join(d),
+        None => base.join(&name),
+    };
+    let def = ExperimentDef {
+        name,
+        metric: file.metric,
+        mode: file.mode,
+        population: population as usize,
+        seed: file.seed,
+        slots: slots as usize,
+        directory,
+        policy,
+        space,
+        stop: StopRules {
+            steps,
+            target: sf.target,
+            max_seconds: sf.max_seconds,
+            plateau,
+        },
+        trainable: TrainableDef {
+            command: tf.command.get_ref().clone(),
+            cwd,
+            env: tf.env.clone(),
+            step_timeout: tf.step_timeout,
+            max_failures: tf.max_failures as u32,
+        },
+    };
+    def.experiment()
+        .validate()
+        .map_err(|e| cx.err(policy_span, e.to_string()))?;
+    Ok(def)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "demo"
+population = 4
+seed = 3
+
+[policy]
+interval = 5
+[policy.exploit]
+strategy = "truncation"
+fraction = 0.25
+[policy.explore]
+method = "perturb"
+
+[space.lr]
+type = "float"
+low = 1e-4
+high = 1e-1
+log = true
+
+[space.batch]
+type = "ordered"
+values = [16, 32, 64]
+
+[stop]
+steps = 20
+
+[trainable]
+command = ["python3", "train.py"]
+"#;
+
+    fn err(text: &str) -> ConfigError {
+        parse(Path::new("exp.toml"), text).unwrap_err()
+    }
+
+    #[test]
+    fn parses_a_complete_file() {
+        let d = parse(Path::new("exp.toml"), GOOD).unwrap();
+        assert_eq!(d.population, 4);
+        assert_eq!(d.stop.steps, 20);
+        assert_eq!(d.space.len(), 2);
+        assert!(d.directory.ends_with("demo"));
+    }
+
+    #[test]
+    fn errors_point_at_line_and_column() {
+        let e = err(&GOOD.replace("log = true", "log = true\nlowe = 3"));
+        assert_eq!((e.line, e.column), (19, 1), "{e}");
+        assert!(e.message.contains("lowe"), "{e}");
+        let e = err(&GOOD.replace("low = 1e-4", "low = 0.0"));
+        assert!(e.message.contains("log-uniform"), "{e}");
+        assert!(e.line >= 13, "{e}");
+        let e = err(&GOOD.replace("high = 1e-1", "high = 1e-5"));
+        assert!(e.message.contains("smaller than high"), "{e}");
+        let e = err(&GOOD.replace("fraction = 0.25", "fraction = 1.5"));
+        assert!(e.message.contains("fraction"), "{e}");
+        assert_eq!(e.line, 8, "{e}");
+        let e = err(&GOOD.replace("population = 4", "population = 0"));
+        assert_eq!((e.line, e.column), (3, 14), "{e}");
+        let e = err(&GOOD.replace("steps = 20", ""));
+        assert!(e.message.contains("steps"), "{e}");
+        let e = err(&GOOD.replace("values = [16, 32, 64]", "values = []"));
+        assert!(e.message.contains("empty"), "{e}");
+        let e = err(&GOOD.replace("strategy = \"truncation\"", "strategy = \"best\""));
+        assert!(e.message.contains("best"), "{e}");
+        let e = err(&GOOD.replace("[\"python3\", \"train.py\"]", "[]"));
+        assert!(e.message.contains("command"), "{e}");
+        let e = err("name = ");
+        assert_eq!(e.line, 1, "{e}");
+        assert!(e.to_string().starts_with("exp.toml:1:"), "{e}");
+    }
+}

@@ -1,0 +1,820 @@
+//! The durable runner: external trainables on `slots` processes, every result committed to the
+//! experiment's store, so that a run killed at any moment continues where it stopped.
+//!
+//! A segment's steps, its checkpoint, the member's new state and the ready decision are one
+//! transaction. A member killed mid-segment has nothing recorded for that segment and trains it
+//! again from its last checkpoint; nothing is lost and nothing is counted twice. In synchronous
+//! mode the last member to reach a round's boundary commits the whole round's decisions with
+//! its segment, so a resumed synchronous run makes exactly the decisions an uninterrupted one
+//! makes.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use poptune::policy::{rng_for, Stream};
+use poptune::{Decision, Event, Hyperparams, Population, SyncMode};
+use poptune_store::{
+    CheckpointRow, Checkpoints, Commit, FaultRow, MemberRow, SqliteStore, StepRow, Store,
+};
+
+use crate::config::ExperimentDef;
+use crate::external::{Fault, Process, Step};
+use crate::CliError;
+
+/// The database file inside an experiment directory.
+pub const DB_FILE: &str = "experiment.db";
+/// The checkpoint folder inside an experiment directory.
+pub const CKPT_DIR: &str = "checkpoints";
+/// The per-slot stderr logs.
+pub const LOG_DIR: &str = "logs";
+
+/// Opens an existing experiment directory: its store and definition.
+pub fn open_dir(dir: &Path) -> Result<(SqliteStore, ExperimentDef), CliError> {
+    let db = dir.join(DB_FILE);
+    if !db.is_file() {
+        return Err(CliError::usage(anyhow!(
+            "{} is not an experiment directory (no {DB_FILE}); give the directory `poptune run` created",
+            dir.display()
+        )));
+    }
+    let store = SqliteStore::open(&db)?;
+    let (_, def) = store.definition()?.ok_or_else(|| {
+        CliError::usage(anyhow!(
+            "{} holds no experiment yet; start it with `poptune run EXPERIMENT.toml`",
+            db.display()
+        ))
+    })?;
+    let def: ExperimentDef = serde_json::from_str(&def)
+        .with_context(|| format!("{}: the stored definition is unreadable", db.display()))?;
+    Ok((store, def))
+}
+
+/// Creates the experiment (or opens it, if the directory already holds the same one).
+pub fn create_or_open(def: &ExperimentDef) -> Result<(SqliteStore, bool), CliError> {
+    std::fs::create_dir_all(&def.directory).with_context(|| {
+        format!(
+            "cannot create the experiment directory {}",
+            def.directory.display()
+        )
+    })?;
+    let mut store = SqliteStore::open(&def.directory.join(DB_FILE))?;
+    let json = serde_json::to_string(def)?;
+    match store.definition()? {
+        Some((_, stored)) => {
+            if stored != json {
+                return Err(CliError::usage(anyhow!(
+                    "{} already holds experiment `{}` with a different definition; to continue it \
+                     unchanged run `poptune resume {}`, or give the new experiment another `name` \
+                     or `directory`",
+                    def.directory.display(),
+                    def.name,
+                    def.directory.display()
+                )));
+            }
+            Ok((store, true))
+        }
+        None => {
+            let initial = def
+                .experiment()
+                .initial_hyperparams()
+                .map_err(CliError::usage)?;
+            let members: Vec<MemberRow> = initial
+                .into_iter()
+                .enumerate()
+                .map(|(id, h)| MemberRow {
+                    id,
+                    h,
+                    step: 0,
+                    score: None,
+                    recent: vec![],
+                    checkpoint: None,
+                    decisions: 0,
+                    failures: 0,
+                    done: false,
+                })
+                .collect();
+            store.create(&def.name, &json, &members)?;
+            Ok((store, false))
+        }
+    }
+}
+
+/// How a run ended.
+pub struct Summary {
+    pub status: String,
+    pub best: Option<(usize, f64)>,
+    pub faults: usize,
+}
+
+struct Job {
+    member: usize,
+    h: Hyperparams,
+    start: u64,
+    stop: u64,
+    restore: Option<(String, String)>,
+}
+
+struct State {
+    store: SqliteStore,
+    index: BTreeMap<String, CheckpointRow>,
+    pop: Population,
+    members: Vec<MemberRow>,
+    queue: VecDeque<usize>,
+    running: usize,
+    round_stop: u64,
+    seq: u64,
+    stop: Option<String>,
+    fatal: Option<String>,
+    best: Option<(f64, u64)>,
+    max_step: u64,
+    elapsed_before: f64,
+    started: Instant,
+    last_commit: Instant,
+    faults: usize,
+    exploits: usize,
+}
+
+struct Shared<'a> {
+    def: &'a ExperimentDef,
+    ckpts: Checkpoints,
+    logs: PathBuf,
+    state: Mutex<State>,
+    cv: Condvar,
+    bar: ProgressBar,
+}
+
+fn lock<'a>(m: &'a Mutex<State>) -> MutexGuard<'a, State> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs (or continues) an experiment until it finishes or a stopping rule fires.
+pub fn run(def: &ExperimentDef, store: SqliteStore, progress: bool) -> Result<Summary, CliError> {
+    let dir = &def.directory;
+    let ckpts = Checkpoints::open(&dir.join(CKPT_DIR))?;
+    ckpts.clean_tmp()?;
+    let logs = dir.join(LOG_DIR);
+    std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+    let (status, elapsed_before) = store.status()?;
+    let mut members = store.members()?;
+    if members.len() != def.population {
+        return Err(anyhow!(
+            "{}: the store holds {} members but the definition says {}",
+            dir.display(),
+            members.len(),
+            def.population
+        )
+        .into());
+    }
+    let index: BTreeMap<String, CheckpointRow> = store
+        .checkpoints()?
+        .into_iter()
+        .map(|c| (c.name.clone(), c))
+        .collect();
+    // A member whose checkpoint is missing from the index would restore nothing: refuse.
+    for m in &members {
+        if let Some(c) = &m.checkpoint {
+            if !index.contains_key(c) || !ckpts.path(c).is_dir() {
+                return Err(anyhow!(
+                    "member {}'s checkpoint {} is missing from {}; the experiment directory is damaged",
+                    m.id,
+                    c,
+                    ckpts.root().display()
+                )
+                .into());
+            }
+        }
+    }
+    let window = def.policy.exploit.window();
+    let mut pop = Population::new(
+        def.mode,
+        members.iter().map(|m| m.h.clone()).collect(),
+        window,
+    );
+    for m in &members {
+        pop.set_state(m.id, m.step, m.score, &m.recent);
+    }
+    let events = store.events()?;
+    let seq = events.len() as u64;
+    let sync = def.policy.sync == SyncMode::Synchronous;
+    let not_done: Vec<usize> = members.iter().filter(|m| !m.done).map(|m| m.id).collect();
+    let min_step = not_done.iter().map(|&i| members[i].step).min().unwrap_or(0);
+    let round_stop = def.policy.next_stop(min_step, def.stop.steps);
+    let queue: VecDeque<usize> = if sync {
+        not_done
+            .iter()
+            .copied()
+            .filter(|&i| members[i].step < round_stop)
+            .collect()
+    } else {
+        not_done.iter().copied().collect()
+    };
+    let total: u64 = members.iter().map(|m| m.step).sum();
+    for m in &mut members {
+        m.failures = m.failures.min(def.trainable.max_failures);
+    }
+    let best = pop
+        .best()
+        .and_then(|b| pop.member(b).score.map(|s| (def.mode.key(s), 0)));
+    let bar = if progress {
+        let b = ProgressBar::with_draw_target(
+            Some(def.population as u64 * def.stop.steps),
+            ProgressDrawTarget::stderr_with_hz(8),
+        );
+        b.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} member-steps  {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b.set_position(total);
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    if status != "running" && not_done.is_empty() {
+        bar.finish_and_clear();
+    }
+    let shared = Shared {
+        def,
+        ckpts,
+        logs,
+        state: Mutex::new(State {
+            store,
+            index,
+            pop,
+            members,
+            queue,
+            running: 0,
+            round_stop,
+            seq,
+            stop: None,
+            fatal: None,
+            best,
+            max_step: min_step,
+            elapsed_before,
+            started: Instant::now(),
+            last_commit: Instant::now(),
+            faults: 0,
+            exploits: events.iter().filter(|e| e.donor.is_some()).count(),
+        }),
+        cv: Condvar::new(),
+        bar,
+    };
+    {
+        let mut st = lock(&shared.state);
+        if st.queue.is_empty() && !not_done.is_empty() && sync {
+            // Every member is at the boundary: the round's decisions were committed with the
+            // last segment, so the next round starts.
+            refill_round(&shared, &mut st);
+        }
+        update_message(&shared, &st);
+    }
+    std::thread::scope(|s| {
+        for slot in 0..def.slots {
+            let shared = &shared;
+            s.spawn(move || slot_loop(shared, slot));
+        }
+    });
+    let mut st = lock(&shared.state);
+    shared.bar.finish_and_clear();
+    if let Some(f) = st.fatal.clone() {
+        return Err(anyhow!(f).into());
+    }
+    let all_done = st.members.iter().all(|m| m.done);
+    let status = if all_done {
+        "finished".to_string()
+    } else {
+        format!(
+            "stopped: {}",
+            st.stop.clone().unwrap_or_else(|| "interrupted".into())
+        )
+    };
+    let c = Commit {
+        status: Some(status.clone()),
+        elapsed: st.last_commit.elapsed().as_secs_f64(),
+        ..Commit::default()
+    };
+    st.store.commit(&c)?;
+    let best = st
+        .pop
+        .best()
+        .and_then(|b| st.pop.member(b).score.map(|s| (b, s)));
+    Ok(Summary {
+        status,
+        best,
+        faults: st.faults,
+    })
+}
+
+fn update_message(shared: &Shared<'_>, st: &State) {
+    let best = st
+        .pop
+        .best()
+        .and_then(|b| st.pop.member(b).score.map(|s| (b, s)));
+    let msg = match best {
+        Some((b, s)) => format!(
+            "best {} = {:.4} (member {b})  exploits {}  faults {}",
+            shared.def.metric, s, st.exploits, st.faults
+        ),
+        None => format!("exploits {}  faults {}", st.exploits, st.faults),
+    };
+    shared.bar.set_message(msg);
+}
+
+fn claim(shared: &Shared<'_>) -> Option<Job> {
+    let mut st = lock(&shared.state);
+    loop {
+        if st.fatal.is_some() || st.stop.is_some() {
+            shared.cv.notify_all();
+            return None;
+        }
+        if let Some(limit) = shared.def.stop.max_seconds {
+            if st.elapsed_before + st.started.elapsed().as_secs_f64() >= limit {
+                st.stop = Some(format!("time budget of {limit} s used"));
+                continue;
+            }
+        }
+        if let Some(m) = st.queue.pop_front() {
+            st.running += 1;
+            let row = &st.members[m];
+            let stop = if shared.def.policy.sync == SyncMode::Synchronous {
+                st.round_stop
+            } else {
+                shared.def.policy.next_stop(row.step, shared.def.stop.steps)
+            };
+            let restore = row.checkpoint.as_ref().map(|c| {
+                (
+                    c.clone(),
+                    st.index
+                        .get(c)
+                        .map(|r| r.checksum.clone())
+                        .unwrap_or_default(),
+                )
+            });
+            return Some(Job {
+                member: m,
+                h: row.h.clone(),
+                start: row.step,
+                stop,
+                restore,
+            });
+        }
+        if st.running == 0 {
+            shared.cv.notify_all();
+            return None;
+        }
+        st = shared.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+    }
+}
+
+fn slot_loop(shared: &Shared<'_>, slot: usize) {
+    let mut proc: Option<Process> = None;
+    while let Some(job) = claim(shared) {
+        let result = train(shared, &mut proc, slot, &job);
+        finish(shared, &job, result);
+    }
+    if let Some(p) = proc {
+        p.shutdown();
+    }
+}
+
+type Trained = (Vec<Step>, String, String);
+
+fn train(
+    shared: &Shared<'_>,
+    proc: &mut Option<Process>,
+    slot: usize,
+    job: &Job,
+) -> Result<Trained, (Fault, String)> {
+    let no_stderr = |f: Fault| (f, String::new());
+    if let Some((name, sum)) = &job.restore {
+        shared.ckpts.verify(name, sum).map_err(|e| {
+            no_stderr(Fault {
+                kind: "checkpoint",
+                message: e.to_string(),
+            })
+        })?;
+    }
+    if proc.is_none() {
+        let log = shared.logs.join(format!("slot-{slot}.stderr.log"));
+        *proc = Some(Process::spawn(&shared.def.trainable, slot, &log).map_err(no_stderr)?);
+    }
+    let p = proc.as_mut().ok_or_else(|| {
+        no_stderr(Fault {
+            kind: "spawn",
+            message: "no process".into(),
+        })
+    })?;
+    let tmp = shared
+        .ckpts
+        .tmp_dir(&format!("m{}", job.member))
+        .map_err(|e| {
+            no_stderr(Fault {
+                kind: "checkpoint",
+                message: e.to_string(),
+            })
+        })?;
+    let restore = job
+        .restore
+        .as_ref()
+        .map(|(n, _)| (shared.ckpts.path(n), n.as_str()));
+    let name = format!("m{:04}-s{:08}", job.member, job.stop);
+    let timeout = Duration::from_secs_f64(shared.def.trainable.step_timeout);
+    let result = p.train(
+        job.member,
+        job.start,
+        job.stop - job.start,
+        &job.h,
+        restore.as_ref().map(|(p, n)| (p.as_path(), *n)),
+        (&tmp, &name),
+        timeout,
+        |_| shared.bar.inc(1),
+    );
+    let steps = match result {
+        Ok(s) => s,
+        Err(f) => {
+            let stderr = p.stderr_tail();
+            if let Some(p) = proc.take() {
+                p.kill();
+            }
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err((f, stderr));
+        }
+    };
+    let empty = std::fs::read_dir(&tmp)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true);
+    if empty {
+        let stderr = p.stderr_tail();
+        return Err((
+            Fault {
+                kind: "protocol",
+                message: format!(
+                    "said \"saved\" but wrote no files into the checkpoint directory {}",
+                    tmp.display()
+                ),
+            },
+            stderr,
+        ));
+    }
+    let sum = shared.ckpts.commit(&tmp, &name).map_err(|e| {
+        no_stderr(Fault {
+            kind: "checkpoint",
+            message: e.to_string(),
+        })
+    })?;
+    Ok((steps, name, sum))
+}
+
+fn finish(shared: &Shared<'_>, job: &Job, result: Result<Trained, (Fault, String)>) {
+    let def = shared.def;
+    let mut st = lock(&shared.state);
+    let st = &mut *st;
+    st.running -= 1;
+    let m = job.member;
+    let mut c = Commit {
+        elapsed: st.last_commit.elapsed().as_secs_f64(),
+        ..Commit::default()
+    };
+    let mut requeue = false;
+    let mut round_done = false;
+    match result {
+        Ok((steps, name, checksum)) => {
+            let last = steps.last().map_or(f64::NAN, |s| s.score);
+            for s in &steps {
+                let key = def.mode.key(s.score);
+                let improved = st.best.is_none_or(|(b, _)| key > b + plateau_delta(def));
+                if improved {
+                    st.best = Some((key, s.step));
+                }
+                st.max_step = st.max_step.max(s.step);
+                if let Some(t) = def.stop.target {
+                    if key >= def.mode.key(t) && st.stop.is_none() {
+                        st.stop = Some(format!(
+                            "member {m} reached the target {} = {} at step {}",
+                            def.metric, s.score, s.step
+                        ));
+                    }
+                }
+            }
+            c.steps = steps
+                .iter()
+                .map(|s| StepRow {
+                    member: m,
+                    step: s.step,
+                    score: s.score,
+                    metrics: s.metrics.clone(),
+                })
+                .collect();
+            let row = CheckpointRow {
+                name: name.clone(),
+                member: m,
+                step: job.stop,
+                checksum,
+                score: last,
+            };
+            st.index.insert(name.clone(), row.clone());
+            c.checkpoints.push(row);
+            st.pop
+                .record_iter(m, job.stop, steps.iter().map(|s| s.score));
+            {
+                let mr = &mut st.members[m];
+                mr.step = job.stop;
+                mr.score = Some(last);
+                mr.recent = st.pop.member(m).recent_keys().iter().copied().collect();
+                mr.checkpoint = Some(name);
+                mr.failures = 0;
+                mr.done = job.stop >= def.stop.steps;
+            }
+            let sync = def.policy.sync == SyncMode::Synchronous;
+            if !sync {
+                if !st.members[m].done && def.policy.is_ready(job.stop) {
+                    decide(shared, st, m, &mut c, st.seq);
+                }
+                c.members.push(st.members[m].clone());
+                requeue = !st.members[m].done;
+            } else {
+                c.members.push(st.members[m].clone());
+                let pending = st.members.iter().any(|r| !r.done && r.step < st.round_stop);
+                if !pending && st.running == 0 && st.queue.is_empty() {
+                    round_done = true;
+                    let stop = st.round_stop;
+                    if stop < def.stop.steps && def.policy.is_ready(stop) {
+                        sync_round(shared, st, stop, &mut c);
+                    }
+                }
+            }
+            if let Some((patience, _)) = def.stop.plateau {
+                if let Some((_, at)) = st.best {
+                    if st.max_step >= at + patience && st.stop.is_none() {
+                        st.stop = Some(format!(
+                            "plateau: the best {} has not improved for {patience} steps",
+                            def.metric
+                        ));
+                    }
+                }
+            }
+        }
+        Err((fault, stderr)) => {
+            st.faults += 1;
+            let step = st.members[m].step;
+            shared.bar.println(format!(
+                "member {m}: {} fault at step {step}: {}",
+                fault.kind, fault.message
+            ));
+            c.faults.push(FaultRow {
+                member: m,
+                step,
+                kind: fault.kind.to_string(),
+                message: fault.message.clone(),
+                stderr,
+            });
+            st.members[m].failures += 1;
+            if st.members[m].failures > def.trainable.max_failures {
+                replace(shared, st, m, &mut c);
+            }
+            c.members.push(st.members[m].clone());
+            requeue = st.fatal.is_none();
+        }
+    }
+    if let Err(e) = st.store.commit(&c) {
+        st.fatal = Some(format!("cannot record the results: {e}"));
+        shared.cv.notify_all();
+        return;
+    }
+    st.last_commit = Instant::now();
+    if requeue {
+        st.queue.push_back(m);
+    }
+    if round_done {
+        refill_round(shared, st);
+    }
+    collect_garbage(shared, st);
+    update_message(shared, st);
+    shared.cv.notify_all();
+}
+
+fn plateau_delta(def: &ExperimentDef) -> f64 {
+    def.stop.plateau.map_or(0.0, |(_, d)| d)
+}
+
+/// Starts the next synchronous round: every unfinished member trains to the next boundary.
+fn refill_round(shared: &Shared<'_>, st: &mut State) {
+    let def = shared.def;
+    let min_step = st.members.iter().filter(|r| !r.done).map(|r| r.step).min();
+    if let Some(min_step) = min_step {
+        st.round_stop = def.policy.next_stop(min_step, def.stop.steps);
+        let ids: Vec<usize> = st
+            .members
+            .iter()
+            .filter(|r| !r.done && r.step < st.round_stop)
+            .map(|r| r.id)
+            .collect();
+        st.queue.extend(ids);
+    }
+}
+
+/// Makes member `m`'s ready decision against the current population.
+fn decide(shared: &Shared<'_>, st: &mut State, m: usize, c: &mut Commit, seq: u64) {
+    let def = shared.def;
+    let row = &mut st.members[m];
+    row.decisions += 1;
+    let mut rng = rng_for(def.seed, Stream::Decision, m, row.step, row.decisions);
+    let decision = def.policy.decide(&def.space, &st.pop, m, &mut rng);
+    apply(st, m, decision, c, seq);
+}
+
+fn apply(st: &mut State, m: usize, decision: Decision, c: &mut Commit, seq: u64) {
+    let score = st.pop.member(m).score.unwrap_or(f64::NAN);
+    let step = st.members[m].step;
+    match decision {
+        Decision::Continue => {}
+        Decision::Exploit { donor, h } => {
+            let info = st.pop.donor_info(donor);
+            let e = Event {
+                seq,
+                step,
+                recipient: m,
+                donor: Some(donor),
+                donor_step: info.step,
+                old_h: st.members[m].h.clone(),
+                new_h: h.clone(),
+                recipient_score: score,
+                donor_score: info.score,
+            };
+            st.pop.apply_exploit(m, &info, h.clone());
+            let donor_ckpt = st.members[donor].checkpoint.clone();
+            let row = &mut st.members[m];
+            row.h = h;
+            row.checkpoint = donor_ckpt;
+            row.score = info.score;
+            row.recent = st.pop.member(m).recent_keys().iter().copied().collect();
+            c.events.push(e);
+            st.seq += 1;
+            st.exploits += 1;
+        }
+        Decision::Explore { h } => {
+            c.events.push(Event {
+                seq,
+                step,
+                recipient: m,
+                donor: None,
+                donor_step: step,
+                old_h: st.members[m].h.clone(),
+                new_h: h.clone(),
+                recipient_score: score,
+                donor_score: None,
+            });
+            st.pop.set_h(m, h.clone());
+            st.members[m].h = h;
+            st.seq += 1;
+        }
+    }
+}
+
+/// A synchronous round: every member decides from the same snapshot, then all apply.
+fn sync_round(shared: &Shared<'_>, st: &mut State, stop: u64, c: &mut Commit) {
+    let def = shared.def;
+    let ids: Vec<usize> = st
+        .members
+        .iter()
+        .filter(|r| !r.done)
+        .map(|r| r.id)
+        .collect();
+    let decisions: Vec<(usize, Decision)> = ids
+        .iter()
+        .map(|&m| {
+            let row = &mut st.members[m];
+            row.decisions += 1;
+            let mut rng = rng_for(def.seed, Stream::Decision, m, row.step, row.decisions);
+            (m, def.policy.decide(&def.space, &st.pop, m, &mut rng))
+        })
+        .collect();
+    // Donors' state as it was before the round.
+    let snapshot = st.pop.clone();
+    let ckpts: Vec<Option<String>> = st.members.iter().map(|r| r.checkpoint.clone()).collect();
+    for (m, d) in decisions {
+        let score = snapshot.member(m).score.unwrap_or(f64::NAN);
+        match d {
+            Decision::Exploit { donor, h } => {
+                let info = snapshot.donor_info(donor);
+                c.events.push(Event {
+                    seq: stop,
+                    step: stop,
+                    recipient: m,
+                    donor: Some(donor),
+                    donor_step: info.step,
+                    old_h: st.members[m].h.clone(),
+                    new_h: h.clone(),
+                    recipient_score: score,
+                    donor_score: info.score,
+                });
+                st.pop.apply_exploit(m, &info, h.clone());
+                let row = &mut st.members[m];
+                row.h = h;
+                row.checkpoint = ckpts[donor].clone();
+                row.score = info.score;
+                row.recent = st.pop.member(m).recent_keys().iter().copied().collect();
+                st.exploits += 1;
+            }
+            Decision::Explore { h } => {
+                c.events.push(Event {
+                    seq: stop,
+                    step: stop,
+                    recipient: m,
+                    donor: None,
+                    donor_step: stop,
+                    old_h: st.members[m].h.clone(),
+                    new_h: h.clone(),
+                    recipient_score: score,
+                    donor_score: None,
+                });
+                st.pop.set_h(m, h.clone());
+                st.members[m].h = h;
+            }
+            Decision::Continue => {}
+        }
+    }
+    for &m in &ids {
+        if let Some(pos) = c.members.iter().position(|r| r.id == m) {
+            c.members[pos] = st.members[m].clone();
+        } else {
+            c.members.push(st.members[m].clone());
+        }
+    }
+}
+
+/// A member that failed too often is replaced by an exploit of the best member.
+fn replace(shared: &Shared<'_>, st: &mut State, m: usize, c: &mut Commit) {
+    let def = shared.def;
+    let donor = (0..st.pop.scored())
+        .filter_map(|r| st.pop.at_rank(r))
+        .find(|&d| d != m && st.members[d].checkpoint.is_some());
+    let Some(donor) = donor else {
+        st.fatal = Some(format!(
+            "member {m} failed {} times in a row and no other member has a checkpoint to replace it with; \
+             see the faults with `poptune status {}` and the logs in {}",
+            st.members[m].failures,
+            def.directory.display(),
+            shared.logs.display()
+        ));
+        return;
+    };
+    st.members[m].decisions += 1;
+    let row = &st.members[m];
+    let mut rng = rng_for(def.seed, Stream::Decision, m, row.step, row.decisions);
+    let base = match def.policy.inherit {
+        poptune::Inherit::WeightsAndHyperparameters => st.pop.member(donor).h.clone(),
+        poptune::Inherit::WeightsOnly => st.members[m].h.clone(),
+    };
+    let h = def.policy.explore.apply(&def.space, &base, &mut rng);
+    let seq = if def.policy.sync == SyncMode::Synchronous {
+        st.round_stop
+    } else {
+        st.seq
+    };
+    apply(st, m, Decision::Exploit { donor, h }, c, seq);
+    st.members[m].failures = 0;
+    shared.bar.println(format!(
+        "member {m}: replaced by an exploit of member {donor} after repeated faults"
+    ));
+}
+
+/// Deletes checkpoints nothing refers to: keeps every member's current checkpoint and the best
+/// one ever written.
+fn collect_garbage(shared: &Shared<'_>, st: &mut State) {
+    let mut keep: BTreeSet<&str> = st
+        .members
+        .iter()
+        .filter_map(|r| r.checkpoint.as_deref())
+        .collect();
+    let mode = shared.def.mode;
+    if let Some(best) = st
+        .index
+        .values()
+        .max_by(|a, b| mode.key(a.score).total_cmp(&mode.key(b.score)))
+    {
+        keep.insert(best.name.as_str());
+    }
+    let drop: Vec<String> = st
+        .index
+        .keys()
+        .filter(|k| !keep.contains(k.as_str()))
+        .cloned()
+        .collect();
+    if drop.is_empty() {
+        return;
+    }
+    // Forget first, delete after: a checkpoint on disk that the index lost is harmless, an
+    // index entry without its files is not.
+    if st.store.forget_checkpoints(&drop).is_ok() {
+        for name in &drop {
+            st.index.remove(name);
+            let _ = shared.ckpts.remove(name);
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! Trainables in any language: an external process spoken to in JSON lines over
+//! stdin/stdout (`docs/protocol.md`). A process stays alive across segments and members.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+use poptune::Hyperparams;
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use crate::config::TrainableDef;
+
+/// The protocol version poptune speaks.
+pub const PROTOCOL: u32 = 1;
+
+/// Why a segment failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    /// crash, timeout, protocol, non-finite, error, spawn.
+    pub kind: &'static str,
+    /// What happened.
+    pub message: String,
+}
+
+impl Fault {
+    fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        Fault {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// One step reported by the process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    pub step: u64,
+    pub score: f64,
+    pub metrics: Vec<(String, f64)>,
+}
+
+#[derive(Serialize)]
+struct TrainRequest<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    protocol: u32,
+    member: usize,
+    start_step: u64,
+    steps: u64,
+    hyperparameters: &'a Hyperparams,
+    restore: Option<&'a Path>,
+    restore_id: Option<&'a str>,
+    checkpoint: &'a Path,
+    checkpoint_id: &'a str,
+}
+
+/// A running trainable process.
+pub struct Process {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<std::io::Result<String>>,
+    log: PathBuf,
+    /// Segments it has trained.
+    pub segments: u64,
+}
+
+impl Process {
+    /// Starts the trainable, its stderr appended to `log`.
+    pub fn spawn(def: &TrainableDef, slot: usize, log: &Path) -> Result<Process, Fault> {
+        let err_file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| Fault::new("spawn", format!("cannot open {}: {e}", log.display())))?;
+        let mut cmd = Command::new(&def.command[0]);
+        cmd.args(&def.command[1..])
+            .current_dir(&def.cwd)
+            .envs(&def.env)
+            .env("POPTUNE_SLOT", slot.to_string())
+            .env("POPTUNE_PROTOCOL", PROTOCOL.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(err_file));
+        let mut child = cmd.spawn().map_err(|e| {
+            Fault::new(
+                "spawn",
+                format!(
+                    "cannot start {:?} in {}: {e}",
+                    def.command,
+                    def.cwd.display()
+                ),
+            )
+        })?;
+        let stdin = child.stdin.take();
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| Fault::new("spawn", "the process has no stdout"))?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let reader = BufReader::new(stdout);
+            for line in reader.lines() {
+                let stop = line.is_err();
+                if tx.send(line).is_err() || stop {
+                    return;
+                }
+            }
+        });
+        Ok(Process {
+            child,
+            stdin,
+            lines: rx,
+            log: log.to_path_buf(),
+            segments: 0,
+        })
+    }
+
+    /// The last part of the process's stderr log.
+    pub fn stderr_tail(&self) -> String {
+        tail(&self.log, 4000)
+    }
+
+    /// Trains one segment: `steps` steps from `start_step`, restoring `restore` first (or
+    /// starting fresh), then writing a checkpoint into `checkpoint`. Each reported step is
+    /// passed to `on_step` as it arrives.
+    #[allow(clippy::too_many_arguments)]
+    pub fn train(
+        &mut self,
+        member: usize,
+        start_step: u64,
+        steps: u64,
+        h: &Hyperparams,
+        restore: Option<(&Path, &str)>,
+        checkpoint: (&Path, &str),
+        timeout: Duration,
+        mut on_step: impl FnMut(&Step),
+    ) -> Result<Vec<Step>, Fault> {
+        let req = TrainRequest {
+            kind: "train",
+            protocol: PROTOCOL,
+            member,
+            start_step,
+            steps,
+            hyperparameters: h,
+            restore: restore.map(|r| r.0),
+            restore_id: restore.map(|r| r.1),
+            checkpoint: checkpoint.0,
+            checkpoint_id: checkpoint.1,
+        };
+        let line = serde_json::to_string(&req)
+            .map_err(|e| Fault::new("protocol", format!("cannot encode the request: {e}")))?;
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| Fault::new("crash", "the process's stdin is closed"))?;
+        writeln!(stdin, "{line}")
+            .and_then(|_| stdin.flush())
+            .map_err(|e| self.dead(format!("cannot write to the process: {e}")))?;
+        let mut out = Vec::with_capacity(steps as usize);
+        loop {
+            let line = match self.lines.recv_timeout(timeout) {
+                Ok(Ok(l)) => l,
+                Ok(Err(e)) => return Err(self.dead(format!("reading its output failed: {e}"))),
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(Fault::new(
+                        "timeout",
+                        format!(
+                            "no answer within {:.1} s (step_timeout) after {} of {} steps",
+                            timeout.as_secs_f64(),
+                            out.len(),
+                            steps
+                        ),
+                    ))
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(self.dead(format!(
+                        "the process ended after {} of {} steps",
+                        out.len(),
+                        steps
+                    )))
+                }
+            };
+            let trimmed = line.trim();
+            if trimmed.is_empty() {
+                continue;
+            }
+            let msg: Json = serde_json::from_str(trimmed).map_err(|_| {
+                Fault::new(
+                    "protocol",
+                    format!(
+                        "stdout line is not JSON: {:?} (print logs to stderr, not stdout)",
+                        shorten(trimmed)
+                    ),
+                )
+            })?;
+            match msg.get("type").and_then(Json::as_str) {
+                Some("step") => {
+                    let s = parse_step(&msg, start_step + out.len() as u64 + 1)?;
+                    if out.len() as u64 >= steps {
+                        return Err(Fault::new(
+                            "protocol",
+                            format!("reported more than the {steps} steps asked for"),
+                        ));
+                    }
+                    on_step(&s);
+                    out.push(s);
+                }
+                Some("saved") => {
+                    if (out.len() as u64) < steps {
+                        return Err(Fault::new(
+                            "protocol",
+                            format!(
+                                "said \"saved\" after {} of the {steps} steps asked for",
+                                out.len()
+                            ),
+                        ));
+                    }
+                    self.segments += 1;
+                    return Ok(out);
+                }
+                Some("error") => {
+                    let m = msg
+                        .get("message")
+                        .and_then(Json::as_str)
+                        .unwrap_or("(no message)");
+                    return Err(Fault::new("error", format!("the trainable reported: {m}")));
+                }
+                _ => {
+                    return Err(Fault::new(
+                        "protocol",
+                        format!(
+                            "unexpected message {:?}; expected {{\"type\": \"step\", ...}} or {{\"type\": \"saved\"}}",
+                            shorten(trimmed)
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+
+    fn dead(&mut self, what: String) -> Fault {
+        let status = match self.child.wait_timeout_ms(200) {
+            Some(s) => format!(" (exit status: {s})"),
+            None => String::new(),
+        };
+        Fault::new("crash", format!("{what}{status}"))
+    }
+
+    /// Asks the process to exit, and kills it if it does not within a second.
+    pub fn shutdown(mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = writeln!(stdin, "{{\"type\": \"exit\"}}");
+            let _ = stdin.flush();
+        }
+        if self.child.wait_timeout_ms(1000).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// Kills the process at once.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+trait WaitTimeout {
+    fn wait_timeout_ms(&mut self, ms: u64) -> Option<std::process::ExitStatus>;
+}
+
+impl WaitTimeout for Child {
+    fn wait_timeout_ms(&mut self, ms: u64) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + Duration::from_millis(ms);
+        loop {
+            match self.try_wait() {
+                Ok(Some(s)) => return Some(s),
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+fn shorten(s: &str) -> String {
+    if s.chars().count() > 120 {
+        format!("{}…", s.chars().take(120).collect::<String>())
+    } else {
+        s.to_string()
+    }
+}
+
+fn parse_step(msg: &Json, expected: u64) -> Result<Step, Fault> {
+    let step = msg.get("step").and_then(Json::as_u64).ok_or_else(|| {
+        Fault::new(
+            "protocol",
+            format!("a step message needs \"step\": {expected} (an integer)"),
+        )
+    })?;
+    if step != expected {
+        return Err(Fault::new(
+            "protocol",
+            format!("reported step {step}; expected step {expected}"),
+        ));
+    }
+    let score = match msg.get("score") {
+        Some(Json::Number(n)) => n.as_f64().unwrap_or(f64::NAN),
+        Some(Json::Null) | Some(Json::String(_)) => f64::NAN,
+        _ => {
+            return Err(Fault::new(
+                "protocol",
+                format!("step {step}: a step message needs \"score\": a number"),
+            ))
+        }
+    };
+    if !score.is_finite() {
+        return Err(Fault::new(
+            "non-finite",
+            format!(
+                "step {step}: score is {} — the score must be a finite number",
+                msg.get("score").map_or("missing".into(), |v| v.to_string())
+            ),
+        ));
+    }
+    let mut metrics = Vec::new();
+    if let Some(m) = msg.get("metrics") {
+        let obj = m.as_object().ok_or_else(|| {
+            Fault::new(
+                "protocol",
+                format!("step {step}: \"metrics\" must be an object of numbers"),
+            )
+        })?;
+        for (k, v) in obj {
+            match v.as_f64() {
+                Some(x) => metrics.push((k.clone(), x)),
+                None if v.is_null() => metrics.push((k.clone(), f64::NAN)),
+                None => {
+                    return Err(Fault::new(
+                        "protocol",
+                        format!("step {step}: metric {k:?} is {v}, not a number"),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(Step {
+        step,
+        score,
+        metrics,
+    })
+}
+
+/// The last `n` bytes of a file, as text.
+pub fn tail(path: &Path, n: u64) -> String {
+    let Ok(mut f) = File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(n)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}

@@ -1,0 +1,74 @@
+"""A trainable that does no work, for measuring poptune's overhead: each step reports a
+score from a counter; `POPTUNE_NOOP_SLEEP` (seconds) makes every step sleep that long.
+Its behaviour on purpose can be faulty, for tests: `POPTUNE_NOOP_FAULT` = crash, hang,
+garbage or nan, at member `POPTUNE_NOOP_FAULT_MEMBER` (default 0), step
+`POPTUNE_NOOP_FAULT_STEP` (default 7), `POPTUNE_NOOP_FAULT_TIMES` times (default 1; counted
+in a file next to the experiment so that restarts see it).
+"""
+
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
+import poptune_trainable as pt  # noqa: E402
+
+SLEEP = float(os.environ.get("POPTUNE_NOOP_SLEEP", "0"))
+FAULT = os.environ.get("POPTUNE_NOOP_FAULT", "")
+FAULT_MEMBER = int(os.environ.get("POPTUNE_NOOP_FAULT_MEMBER", "0"))
+FAULT_STEP = int(os.environ.get("POPTUNE_NOOP_FAULT_STEP", "7"))
+FAULT_TIMES = int(os.environ.get("POPTUNE_NOOP_FAULT_TIMES", "1"))
+FAULT_COUNTER = os.environ.get("POPTUNE_NOOP_FAULT_COUNTER", "")
+
+
+def fault_due():
+    if not FAULT or not FAULT_COUNTER:
+        return False
+    try:
+        with open(FAULT_COUNTER) as f:
+            n = int(f.read() or "0")
+    except FileNotFoundError:
+        n = 0
+    if n >= FAULT_TIMES:
+        return False
+    with open(FAULT_COUNTER, "w") as f:
+        f.write(str(n + 1))
+    return True
+
+
+class NoOp(pt.Trainable):
+    def __init__(self, member):
+        super().__init__(member)
+        self.steps = 0
+        self.quality = ((member * 2654435761) % 1000) / 1000.0
+
+    def step(self, h):
+        self.steps += 1
+        if SLEEP:
+            time.sleep(SLEEP)
+        if self.member == FAULT_MEMBER and self.steps == FAULT_STEP and fault_due():
+            if FAULT == "crash":
+                print("noop: crashing on purpose", file=sys.stderr)
+                os._exit(3)
+            if FAULT == "hang":
+                time.sleep(3600)
+            if FAULT == "garbage":
+                sys.__stdout__.write("this is not json\n")
+                sys.__stdout__.flush()
+            if FAULT == "nan":
+                return float("nan")
+        return self.quality + 0.001 * self.steps * float(h.get("lr", 1.0))
+
+    def save(self, directory):
+        with open(os.path.join(directory, "state.txt"), "w") as f:
+            f.write("%d %r" % (self.steps, self.quality))
+
+    def load(self, directory):
+        with open(os.path.join(directory, "state.txt")) as f:
+            s, q = f.read().split()
+        self.steps, self.quality = int(s), float(q)
+
+
+if __name__ == "__main__":
+    pt.serve(NoOp)

@@ -1,0 +1,117 @@
+"""Helper for writing poptune trainables in Python (standard library only).
+
+poptune starts your script as a long-lived process and speaks to it in JSON lines over
+stdin/stdout (docs/protocol.md). This module does the protocol; you write a class:
+
+    import poptune_trainable as pt
+
+    class MyTrainable(pt.Trainable):
+        def __init__(self, member):          # fresh state for population member `member`
+            ...
+        def step(self, h):                   # train one step with hyperparameters `h` (a dict)
+            return score                     # or (score, {"loss": 0.3, ...})
+        def save(self, directory):           # write the full training state into `directory`
+            ...
+        def load(self, directory):           # read it back (exactly)
+            ...
+
+    if __name__ == "__main__":
+        pt.serve(MyTrainable)
+
+While serving, `print()` goes to stderr (poptune keeps it in the experiment's logs/ folder):
+stdout belongs to the protocol.
+"""
+
+import json
+import math
+import sys
+import traceback
+
+PROTOCOL = 1
+
+
+class Trainable:
+    """Base class of a trainable; override the four methods."""
+
+    def __init__(self, member):
+        self.member = member
+
+    def step(self, h):
+        raise NotImplementedError("step(h) must train one step and return the score")
+
+    def save(self, directory):
+        raise NotImplementedError("save(directory) must write the training state")
+
+    def load(self, directory):
+        raise NotImplementedError("load(directory) must read the training state")
+
+
+def _number(x):
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def serve(factory, stdin=None, stdout=None):
+    """Answers poptune's requests until it says exit or closes stdin.
+
+    `factory(member)` makes a fresh trainable. The state of the last segment stays in memory:
+    when poptune asks to restore the checkpoint this process has just written, nothing is read
+    from disk.
+    """
+    stdin = stdin or sys.stdin
+    out = stdout or sys.stdout
+    if stdout is None:
+        sys.stdout = sys.stderr  # print() in user code must not corrupt the protocol
+
+    def send(msg):
+        out.write(json.dumps(msg, allow_nan=False) + "\n")
+        out.flush()
+
+    current = None
+    current_id = None
+    for line in stdin:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            send({"type": "error", "message": "poptune sent a line that is not JSON"})
+            continue
+        kind = msg.get("type")
+        if kind == "exit":
+            break
+        if kind != "train":
+            send({"type": "error", "message": "unknown request type %r" % kind})
+            continue
+        try:
+            restore = msg.get("restore")
+            restore_id = msg.get("restore_id")
+            if restore is None:
+                obj = factory(msg["member"])
+            elif current is not None and restore_id is not None and restore_id == current_id:
+                obj = current
+            else:
+                obj = factory(msg["member"])
+                obj.load(restore)
+            h = msg["hyperparameters"]
+            start = int(msg["start_step"])
+            for i in range(int(msg["steps"])):
+                result = obj.step(h)
+                if isinstance(result, tuple):
+                    score, metrics = result
+                else:
+                    score, metrics = result, {}
+                send({
+                    "type": "step",
+                    "step": start + i + 1,
+                    "score": _number(score),
+                    "metrics": {k: _number(v) for k, v in metrics.items()},
+                })
+            obj.save(msg["checkpoint"])
+            current, current_id = obj, msg.get("checkpoint_id")
+            send({"type": "saved"})
+        except Exception as exc:  # report, keep serving; poptune restarts the member
+            traceback.print_exc(file=sys.stderr)
+            current, current_id = None, None
+            send({"type": "error", "message": "%s: %s" % (type(exc).__name__, exc)})
