@@ -242,6 +242,20 @@ impl ExperimentDef {
     }
 }
 
+/// The key assigned on the line holding `offset`, when `offset` lies in its value.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = &text[start..];
+    let line = line.split('\n').next().unwrap_or("");
+    let eq = line.find('=')?;
+    if start + eq >= offset {
+        return None;
+    }
+    let key = line[..eq].trim();
+    (!key.is_empty() && !key.starts_with('[')).then(|| key.to_string())
+}
+
 /// The offset of the first line at or after `from` that assigns `key`.
 fn find_key(text: &str, from: usize, key: &str) -> Option<usize> {
     let mut offset = 0;
@@ -313,7 +327,12 @@ pub fn parse(path: &Path, text: &str) -> Result<ExperimentDef, ConfigError> {
         } else {
             ""
         };
-        cx.err(span, format!("{msg}{hint}"))
+        // Name the key whose value is wrong when the parser's message does not.
+        let key = key_at(text, span.start).filter(|k| !msg.contains(k.as_str()));
+        match key {
+            Some(k) => cx.err(span, format!("`{k}`: {msg}{hint}")),
+            None => cx.err(span, format!("{msg}{hint}")),
+        }
     })?;
     let base = path
         .parent()

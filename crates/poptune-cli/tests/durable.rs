@@ -1,0 +1,273 @@
+//! `poptune run` with an external Python trainable: kill -9 and resume, faults, bad files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use poptune_store::{SqliteStore, Store};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn poptune() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_poptune"))
+}
+
+fn experiment(dir: &Path, sync: &str, extra_trainable: &str) -> PathBuf {
+    let noop = root().join("examples/noop/noop.py");
+    let text = format!(
+        r#"
+name = "exp"
+population = 6
+seed = 5
+slots = 2
+
+[policy]
+interval = 5
+sync = "{sync}"
+[policy.exploit]
+strategy = "truncation"
+fraction = 0.34
+[policy.explore]
+method = "perturb"
+
+[space.lr]
+type = "float"
+low = 0.1
+high = 10.0
+log = true
+
+[stop]
+steps = 30
+
+[trainable]
+command = ["python3", "{noop}"]
+step_timeout = 5
+max_failures = 2
+{extra_trainable}
+"#,
+        noop = noop.display()
+    );
+    let file = dir.join("exp.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+type Snapshot = (Vec<String>, Vec<(usize, u64, u64)>, Vec<String>);
+
+fn snapshot(dir: &Path) -> Snapshot {
+    let store = SqliteStore::open(&dir.join("exp/experiment.db")).unwrap();
+    let members = store
+        .members()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {} {} {:?} {}",
+                m.id,
+                m.h,
+                m.step,
+                m.score.map(f64::to_bits),
+                m.done
+            )
+        })
+        .collect();
+    let steps = store
+        .steps()
+        .unwrap()
+        .iter()
+        .map(|s| (s.member, s.step, s.score.to_bits()))
+        .collect();
+    let events = store
+        .events()
+        .unwrap()
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect();
+    (members, steps, events)
+}
+
+fn run_to_end(file: &Path) -> Output {
+    let out = poptune()
+        .arg("run")
+        .arg(file)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[test]
+fn killed_runs_resume_to_the_same_result() {
+    let reference = tempfile::tempdir().unwrap();
+    let file = experiment(
+        reference.path(),
+        "synchronous",
+        "env = { POPTUNE_NOOP_SLEEP = \"0.002\" }",
+    );
+    let start = Instant::now();
+    run_to_end(&file);
+    let full = start.elapsed();
+    let expected = snapshot(reference.path());
+    assert_eq!(expected.1.len(), 6 * 30, "every step recorded once");
+    assert!(!expected.2.is_empty(), "the run exploited");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = experiment(
+        dir.path(),
+        "synchronous",
+        "env = { POPTUNE_NOOP_SLEEP = \"0.002\" }",
+    );
+    // Kill it at many points, then let it finish.
+    let mut kills = 0;
+    for i in 0..12u32 {
+        let mut child = poptune()
+            .arg("run")
+            .arg(&file)
+            .arg("--quiet")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let delay = full.mul_f64(0.08 + 0.05 * f64::from(i % 5)) + Duration::from_millis(40);
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+        // The history is consistent at every point: no duplicate, no gap per member.
+        let (_, steps, _) = snapshot(dir.path());
+        for m in 0..6 {
+            let mine: Vec<u64> = steps.iter().filter(|s| s.0 == m).map(|s| s.1).collect();
+            assert_eq!(
+                mine,
+                (1..=mine.len() as u64).collect::<Vec<_>>(),
+                "member {m}"
+            );
+        }
+    }
+    assert!(
+        kills > 3,
+        "the test must really interrupt runs ({kills} kills)"
+    );
+    run_to_end(&file);
+    let got = snapshot(dir.path());
+    assert_eq!(got.1, expected.1, "step histories differ");
+    assert_eq!(got.2, expected.2, "lineage differs");
+    assert_eq!(got.0, expected.0, "final members differ");
+    // Resuming a finished experiment does nothing and says so.
+    let out = run_to_end(&file);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already finished"));
+}
+
+fn faulty(kind: &str, times: u32, dir: &Path) -> (PathBuf, Output) {
+    let counter = dir.join("fault-counter");
+    let env = format!(
+        "env = {{ POPTUNE_NOOP_FAULT = \"{kind}\", POPTUNE_NOOP_FAULT_MEMBER = \"1\", POPTUNE_NOOP_FAULT_STEP = \"7\", POPTUNE_NOOP_FAULT_TIMES = \"{times}\", POPTUNE_NOOP_FAULT_COUNTER = \"{}\" }}",
+        counter.display()
+    );
+    let file = experiment(dir, "asynchronous", &env);
+    let out = poptune()
+        .arg("run")
+        .arg(&file)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    (file, out)
+}
+
+#[test]
+fn faulty_trainables_do_not_stop_the_experiment() {
+    for kind in ["crash", "garbage", "nan", "hang"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, out) = faulty(kind, 1, dir.path());
+        assert!(
+            out.status.success(),
+            "{kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let store = SqliteStore::open(&dir.path().join("exp/experiment.db")).unwrap();
+        let faults = store.faults().unwrap();
+        assert_eq!(faults.len(), 1, "{kind}: {faults:?}");
+        assert_eq!(faults[0].member, 1);
+        let expected_kind = match kind {
+            "garbage" => "protocol",
+            "nan" => "non-finite",
+            "hang" => "timeout",
+            k => k,
+        };
+        assert_eq!(faults[0].kind, expected_kind, "{faults:?}");
+        if kind == "crash" {
+            assert!(
+                faults[0].stderr.contains("crashing on purpose"),
+                "{faults:?}"
+            );
+        }
+        assert_eq!(store.steps().unwrap().len(), 6 * 30, "{kind}");
+        assert_eq!(store.status().unwrap().0, "finished");
+        assert!(dir.path().join("exp/logs/slot-0.stderr.log").exists());
+    }
+}
+
+#[test]
+fn a_member_that_keeps_failing_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, out) = faulty("crash", 3, dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = SqliteStore::open(&dir.path().join("exp/experiment.db")).unwrap();
+    assert_eq!(store.faults().unwrap().len(), 3);
+    let events = store.events().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.recipient == 1 && e.donor.is_some() && e.step == 5),
+        "member 1 replaced by an exploit: {events:?}"
+    );
+    assert_eq!(store.status().unwrap().0, "finished");
+}
+
+#[test]
+fn malformed_experiment_files_exit_2_with_a_location() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(experiment(dir.path(), "synchronous", "")).unwrap();
+    for (change, needle) in [
+        (("population = 6", "population = 0"), "population"),
+        (("low = 0.1", "low = -1.0"), "log-uniform"),
+        (("fraction = 0.34", "fraction = 2.0"), "fraction"),
+        (("steps = 30", "stepz = 30"), "stepz"),
+        (("[stop]", "[stop\n"), "exp.toml"),
+        (("slots = 2", "slots = \"two\""), "slots"),
+        (("method = \"perturb\"", "method = \"mutate\""), "mutate"),
+    ] {
+        let bad = good.replace(change.0, change.1);
+        assert_ne!(bad, good);
+        let file = dir.path().join("exp.toml");
+        std::fs::write(&file, bad).unwrap();
+        let out = poptune().arg("run").arg(&file).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{change:?}: {err}");
+        assert!(err.contains(needle), "{change:?}: {err}");
+        assert!(err.contains("exp.toml:"), "{change:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let out = poptune()
+        .arg("run")
+        .arg(dir.path().join("missing.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = poptune().arg("status").arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
