@@ -399,6 +399,10 @@ fn train(
             })
         })?;
     }
+    if proc.as_mut().is_some_and(|p| !p.is_alive()) {
+        // It exited after its last segment: allowed, a new one takes over.
+        *proc = None;
+    }
     if proc.is_none() {
         let log = shared.logs.join(format!("slot-{slot}.stderr.log"));
         *proc = Some(Process::spawn(&shared.def.trainable, slot, &log).map_err(no_stderr)?);
@@ -424,7 +428,7 @@ fn train(
         .map(|(n, _)| (shared.ckpts.path(n), n.as_str()));
     let name = format!("m{:04}-s{:08}", job.member, job.stop);
     let timeout = Duration::from_secs_f64(shared.def.trainable.step_timeout);
-    let result = p.train(
+    let mut result = p.train(
         job.member,
         job.start,
         job.stop - job.start,
@@ -434,6 +438,33 @@ fn train(
         timeout,
         |_| shared.bar.inc(1),
     );
+    if matches!(&result, Err(f) if f.kind == "exited") {
+        // The process exited between segments, as a one-segment process does: start another.
+        let log = shared.logs.join(format!("slot-{slot}.stderr.log"));
+        *proc = Some(Process::spawn(&shared.def.trainable, slot, &log).map_err(no_stderr)?);
+        let p2 = proc.as_mut().ok_or_else(|| {
+            no_stderr(Fault {
+                kind: "spawn",
+                message: "no process".into(),
+            })
+        })?;
+        result = p2.train(
+            job.member,
+            job.start,
+            job.stop - job.start,
+            &job.h,
+            restore.as_ref().map(|(p, n)| (p.as_path(), *n)),
+            (&tmp, &name),
+            timeout,
+            |_| shared.bar.inc(1),
+        );
+    }
+    let Some(p) = proc.as_mut() else {
+        return Err(no_stderr(Fault {
+            kind: "spawn",
+            message: "no process".into(),
+        }));
+    };
     let steps = match result {
         Ok(s) => s,
         Err(f) => {

@@ -119,6 +119,12 @@ impl Process {
         })
     }
 
+    /// Whether the process is still running (one that exited after answering a segment in
+    /// full is simply replaced).
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// The last part of the process's stderr log.
     pub fn stderr_tail(&self) -> String {
         tail(&self.log, 4000)
@@ -157,14 +163,16 @@ impl Process {
             .stdin
             .as_mut()
             .ok_or_else(|| Fault::new("crash", "the process's stdin is closed"))?;
-        writeln!(stdin, "{line}")
-            .and_then(|_| stdin.flush())
-            .map_err(|e| self.dead(format!("cannot write to the process: {e}")))?;
+        if let Err(e) = writeln!(stdin, "{line}").and_then(|_| stdin.flush()) {
+            return Err(self.dead(format!("cannot write to the process: {e}"), 0));
+        }
         let mut out = Vec::with_capacity(steps as usize);
         loop {
             let line = match self.lines.recv_timeout(timeout) {
                 Ok(Ok(l)) => l,
-                Ok(Err(e)) => return Err(self.dead(format!("reading its output failed: {e}"))),
+                Ok(Err(e)) => {
+                    return Err(self.dead(format!("reading its output failed: {e}"), out.len()))
+                }
                 Err(RecvTimeoutError::Timeout) => {
                     return Err(Fault::new(
                         "timeout",
@@ -177,11 +185,11 @@ impl Process {
                     ))
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    return Err(self.dead(format!(
-                        "the process ended after {} of {} steps",
-                        out.len(),
-                        steps
-                    )))
+                    let done = out.len();
+                    return Err(self.dead(
+                        format!("the process ended after {done} of {steps} steps"),
+                        done,
+                    ));
                 }
             };
             let trimmed = line.trim();
@@ -242,12 +250,20 @@ impl Process {
         }
     }
 
-    fn dead(&mut self, what: String) -> Fault {
+    /// The fault for a process that went away after answering `done` steps of this segment.
+    /// One that had answered earlier segments in full and left before this one began simply
+    /// exited between segments: kind `exited`, which is not a fault.
+    fn dead(&mut self, what: String, done: usize) -> Fault {
         let status = match self.child.wait_timeout_ms(200) {
             Some(s) => format!(" (exit status: {s})"),
             None => String::new(),
         };
-        Fault::new("crash", format!("{what}{status}"))
+        let kind = if done == 0 && self.segments > 0 {
+            "exited"
+        } else {
+            "crash"
+        };
+        Fault::new(kind, format!("{what}{status}"))
     }
 
     /// Asks the process to exit, and kills it if it does not within a second.

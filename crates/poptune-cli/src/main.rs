@@ -5,6 +5,7 @@ mod config;
 mod durable;
 mod external;
 mod plot;
+mod report;
 mod toy;
 
 use std::process::ExitCode;
@@ -30,6 +31,8 @@ enum Command {
     Resume(commands::ResumeArgs),
     /// Print an experiment's population.
     Status(commands::DirArgs),
+    /// Write CSV and JSON-lines exports, plots and an HTML page of an experiment.
+    Report(report::ReportArgs),
     /// Retrain a member from scratch along its hyperparameter schedule.
     Replay(commands::ReplayArgs),
     /// Copy a member's final checkpoint (its θ) out of the experiment.
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Command::Resume(args) => commands::resume(&args),
         Command::Status(args) => commands::status(&args),
         Command::Replay(args) => commands::replay(&args),
+        Command::Report(args) => report::run(&args),
         Command::Export(args) => commands::export(&args),
     };
     match result {

@@ -14,7 +14,7 @@ use poptune::{Baseline, Outcome};
 static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
 /// Makes "sans-serif" available to the bitmap backend, once.
-fn register_fonts() {
+pub fn register_fonts() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // The font is embedded and known to be valid; a failure would only lose the text.

@@ -43,7 +43,6 @@ steps = 30
 
 [trainable]
 command = ["python3", "{noop}"]
-step_timeout = 5
 max_failures = 2
 {extra_trainable}
 "#,
@@ -166,6 +165,49 @@ fn killed_runs_resume_to_the_same_result() {
     // Resuming a finished experiment does nothing and says so.
     let out = run_to_end(&file);
     assert!(String::from_utf8_lossy(&out.stdout).contains("already finished"));
+
+    // The report, the replay of the best member and the export work on the result.
+    let exp = dir.path().join("exp");
+    let out = poptune().arg("report").arg(&exp).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = std::fs::read_to_string(exp.join("report/steps.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 6 * 30);
+    let html = std::fs::read_to_string(exp.join("report/report.html")).unwrap();
+    assert_eq!(html.matches("<svg").count(), 3);
+    for f in [
+        "scores.png",
+        "hyperparameters.png",
+        "lineage.png",
+        "events.jsonl",
+    ] {
+        assert!(exp.join("report").join(f).is_file(), "{f}");
+    }
+    let out = poptune().arg("replay").arg(&exp).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("identical"), "{text}");
+    let dest = dir.path().join("best");
+    let out = poptune()
+        .arg("export")
+        .arg(&exp)
+        .arg("--out")
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dest.join("state.txt").is_file());
 }
 
 fn faulty(kind: &str, times: u32, dir: &Path) -> (PathBuf, Output) {
@@ -174,7 +216,10 @@ fn faulty(kind: &str, times: u32, dir: &Path) -> (PathBuf, Output) {
         "env = {{ POPTUNE_NOOP_FAULT = \"{kind}\", POPTUNE_NOOP_FAULT_MEMBER = \"1\", POPTUNE_NOOP_FAULT_STEP = \"7\", POPTUNE_NOOP_FAULT_TIMES = \"{times}\", POPTUNE_NOOP_FAULT_COUNTER = \"{}\" }}",
         counter.display()
     );
-    let file = experiment(dir, "asynchronous", &env);
+    // Only the hang waits for the timeout; the others get a generous one (tests run in
+    // parallel on a loaded machine).
+    let timeout = if kind == "hang" { 3 } else { 60 };
+    let file = experiment(dir, "asynchronous", &format!("{env}\nstep_timeout = {timeout}"));
     let out = poptune()
         .arg("run")
         .arg(&file)

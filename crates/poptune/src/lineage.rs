@@ -31,10 +31,16 @@ pub struct Event {
     pub old_h: Hyperparams,
     /// The recipient's hyperparameters after.
     pub new_h: Hyperparams,
-    /// The recipient's score when it was ready.
+    /// The recipient's score when it was ready (NaN if it had none, e.g. a member replaced
+    /// after repeated faults before its first score; stored as `null`).
+    #[serde(deserialize_with = "nan_if_null")]
     pub recipient_score: f64,
     /// The score of the donor's checkpoint.
     pub donor_score: Option<f64>,
+}
+
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// What one step of a member reported.

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Benchmarks of the external-process runner with the no-op Python trainable
+# (examples/noop/noop.py): population 32, 100 steps each, ready every 5 steps.
+#   1. no-op steps on 2 slots: member-steps per second;
+#   2. 10 ms steps on 2 slots: wall time divided by the ideal (32 × 100 × 10 ms / 2 = 16 s).
+# Usage: bash crates/poptune-bench/benches/python_noop.sh   (from the repository root)
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+cargo build --release -q -p poptune-cli
+bin="$PWD/target/release/poptune"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+write() { # name sleep
+  cat > "$work/$1.toml" <<TOML
+name = "$1"
+population = 32
+slots = 2
+[policy]
+interval = 5
+[space.lr]
+type = "float"
+low = 0.1
+high = 10.0
+log = true
+[stop]
+steps = 100
+[trainable]
+command = ["python3", "$PWD/examples/noop/noop.py"]
+env = { POPTUNE_NOOP_SLEEP = "$2" }
+TOML
+}
+write noop 0
+start=$(date +%s.%N); "$bin" run "$work/noop.toml" --quiet > /dev/null; end=$(date +%s.%N)
+python3 -c "t=$end-$start; print(f'no-op Python trainable: 3200 member-steps in {t:.3f} s = {3200/t:,.0f} member-steps/s')"
+write sleep10ms 0.01
+start=$(date +%s.%N); "$bin" run "$work/sleep10ms.toml" --quiet > /dev/null; end=$(date +%s.%N)
+python3 -c "t=$end-$start; print(f'10 ms steps on 2 slots: {t:.3f} s against the ideal 16.000 s = {t/16:.3f} x ideal')"
