@@ -219,7 +219,11 @@ fn faulty(kind: &str, times: u32, dir: &Path) -> (PathBuf, Output) {
     // Only the hang waits for the timeout; the others get a generous one (tests run in
     // parallel on a loaded machine).
     let timeout = if kind == "hang" { 3 } else { 60 };
-    let file = experiment(dir, "asynchronous", &format!("{env}\nstep_timeout = {timeout}"));
+    let file = experiment(
+        dir,
+        "asynchronous",
+        &format!("{env}\nstep_timeout = {timeout}"),
+    );
     let out = poptune()
         .arg("run")
         .arg(&file)
