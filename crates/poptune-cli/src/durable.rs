@@ -14,7 +14,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use poptune::policy::{rng_for, Stream};
 use poptune::{Decision, Event, Hyperparams, Population, SyncMode};
 use poptune_store::{
@@ -145,7 +145,12 @@ struct Shared<'a> {
     state: Mutex<State>,
     cv: Condvar,
     bar: ProgressBar,
+    /// The live view's member lines (the best members first), empty when quiet.
+    board: Vec<ProgressBar>,
 }
+
+/// How many members the live view lists.
+const BOARD_LINES: usize = 8;
 
 fn lock<'a>(m: &'a Mutex<State>) -> MutexGuard<'a, State> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -219,11 +224,9 @@ pub fn run(def: &ExperimentDef, store: SqliteStore, progress: bool) -> Result<Su
     let best = pop
         .best()
         .and_then(|b| pop.member(b).score.map(|s| (def.mode.key(s), 0)));
-    let bar = if progress {
-        let b = ProgressBar::with_draw_target(
-            Some(def.population as u64 * def.stop.steps),
-            ProgressDrawTarget::stderr_with_hz(8),
-        );
+    let (bar, board) = if progress {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8));
+        let b = multi.add(ProgressBar::new(def.population as u64 * def.stop.steps));
         b.set_style(
             ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} member-steps  {msg}",
@@ -231,9 +234,18 @@ pub fn run(def: &ExperimentDef, store: SqliteStore, progress: bool) -> Result<Su
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         b.set_position(total);
-        b
+        let line_style = ProgressStyle::with_template("  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        let board: Vec<ProgressBar> = (0..=BOARD_LINES.min(def.population))
+            .map(|_| {
+                let l = multi.add(ProgressBar::new_spinner());
+                l.set_style(line_style.clone());
+                l
+            })
+            .collect();
+        (b, board)
     } else {
-        ProgressBar::hidden()
+        (ProgressBar::hidden(), Vec::new())
     };
     if status != "running" && not_done.is_empty() {
         bar.finish_and_clear();
@@ -263,6 +275,7 @@ pub fn run(def: &ExperimentDef, store: SqliteStore, progress: bool) -> Result<Su
         }),
         cv: Condvar::new(),
         bar,
+        board,
     };
     {
         let mut st = lock(&shared.state);
@@ -274,13 +287,19 @@ pub fn run(def: &ExperimentDef, store: SqliteStore, progress: bool) -> Result<Su
         update_message(&shared, &st);
     }
     std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel::<Handoff>();
+        let shared = &shared;
+        s.spawn(move || committer(shared, rx));
         for slot in 0..def.slots {
-            let shared = &shared;
-            s.spawn(move || slot_loop(shared, slot));
+            let tx = tx.clone();
+            s.spawn(move || slot_loop(shared, slot, tx));
         }
     });
     let mut st = lock(&shared.state);
     shared.bar.finish_and_clear();
+    for l in &shared.board {
+        l.finish_and_clear();
+    }
     if let Some(f) = st.fatal.clone() {
         return Err(anyhow!(f).into());
     }
@@ -323,6 +342,38 @@ fn update_message(shared: &Shared<'_>, st: &State) {
         None => format!("exploits {}  faults {}", st.exploits, st.faults),
     };
     shared.bar.set_message(msg);
+    if shared.board.is_empty() {
+        return;
+    }
+    let def = shared.def;
+    shared.board[0].set_message(format!(
+        "{:>6} {:>7} {:>12} {:>8}  hyperparameters",
+        "member", "step", def.metric, "state"
+    ));
+    for (line, r) in shared.board[1..].iter().zip(0..) {
+        let Some(m) = st.pop.at_rank(r) else {
+            line.set_message(String::new());
+            continue;
+        };
+        let row = &st.members[m];
+        let state = if row.done {
+            "done"
+        } else if row.failures > 0 {
+            "failing"
+        } else if st.queue.contains(&m) {
+            "queued"
+        } else {
+            "training"
+        };
+        line.set_message(format!(
+            "{:>6} {:>7} {:>12.6} {:>8}  {}",
+            m,
+            row.step,
+            row.score.unwrap_or(f64::NAN),
+            state,
+            row.h
+        ));
+    }
 }
 
 fn claim(shared: &Shared<'_>) -> Option<Job> {
@@ -371,25 +422,86 @@ fn claim(shared: &Shared<'_>) -> Option<Job> {
     }
 }
 
-fn slot_loop(shared: &Shared<'_>, slot: usize) {
+/// What a slot hands to the committer.
+type Handoff = (Job, Result<Raw, (Fault, String)>);
+
+/// A slot: one trainable process. It hands each trained segment to the committer and goes on
+/// with the next member while the checkpoint is made durable and recorded.
+fn slot_loop(shared: &Shared<'_>, slot: usize, tx: std::sync::mpsc::Sender<Handoff>) {
     let mut proc: Option<Process> = None;
     while let Some(job) = claim(shared) {
-        let result = train(shared, &mut proc, slot, &job);
-        finish(shared, &job, result);
+        let raw = train(shared, &mut proc, slot, &job);
+        if tx.send((job, raw)).is_err() {
+            break;
+        }
     }
     if let Some(p) = proc {
         p.shutdown();
     }
 }
 
+/// The committer: takes every segment waiting (group commit), makes their checkpoints durable
+/// with one flush of the file system, then records each in its own transaction, in order.
+fn committer(shared: &Shared<'_>, rx: std::sync::mpsc::Receiver<Handoff>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        let items: Vec<(PathBuf, String)> = batch
+            .iter()
+            .filter_map(|(_, r)| {
+                r.as_ref()
+                    .ok()
+                    .map(|(_, tmp, name)| (tmp.clone(), name.clone()))
+            })
+            .collect();
+        let mut sums = shared.ckpts.commit_batch(&items).into_iter();
+        let mut results = Vec::with_capacity(batch.len());
+        for (job, raw) in batch {
+            let result = match raw {
+                Ok((steps, tmp, name)) => match sums.next() {
+                    Some(Ok(sum)) => Ok((steps, name, sum)),
+                    Some(Err(e)) => {
+                        let _ = std::fs::remove_dir_all(&tmp);
+                        Err((
+                            Fault {
+                                kind: "checkpoint",
+                                message: e.to_string(),
+                            },
+                            String::new(),
+                        ))
+                    }
+                    None => Err((
+                        Fault {
+                            kind: "checkpoint",
+                            message: "the checkpoint was not committed".into(),
+                        },
+                        String::new(),
+                    )),
+                },
+                Err(f) => Err(f),
+            };
+            results.push((job, result));
+        }
+        for name in finish(shared, results) {
+            let _ = shared.ckpts.remove(&name);
+        }
+    }
+}
+
+/// A segment trained: its steps, the temporary checkpoint directory and the checkpoint's name.
+type Raw = (Vec<Step>, PathBuf, String);
 type Trained = (Vec<Step>, String, String);
+/// A segment's end: trained and checkpointed, or a fault with the process's stderr.
+type Outcome = Result<Trained, (Fault, String)>;
 
 fn train(
     shared: &Shared<'_>,
     proc: &mut Option<Process>,
     slot: usize,
     job: &Job,
-) -> Result<Trained, (Fault, String)> {
+) -> Result<Raw, (Fault, String)> {
     let no_stderr = |f: Fault| (f, String::new());
     if let Some((name, sum)) = &job.restore {
         shared.ckpts.verify(name, sum).map_err(|e| {
@@ -492,25 +604,59 @@ fn train(
             stderr,
         ));
     }
-    let sum = shared.ckpts.commit(&tmp, &name).map_err(|e| {
-        no_stderr(Fault {
-            kind: "checkpoint",
-            message: e.to_string(),
-        })
-    })?;
-    Ok((steps, name, sum))
+    Ok((steps, tmp, name))
 }
 
-fn finish(shared: &Shared<'_>, job: &Job, result: Result<Trained, (Fault, String)>) {
-    let def = shared.def;
-    let mut st = lock(&shared.state);
-    let st = &mut *st;
-    st.running -= 1;
-    let m = job.member;
+/// Records segments' results (or faults) and makes their ready decisions, all in one commit;
+/// returns the checkpoints that are no longer needed, for the caller to delete outside the
+/// lock.
+fn finish(shared: &Shared<'_>, results: Vec<(Job, Outcome)>) -> Vec<String> {
+    let mut guard = lock(&shared.state);
+    let st = &mut *guard;
     let mut c = Commit {
         elapsed: st.last_commit.elapsed().as_secs_f64(),
         ..Commit::default()
     };
+    let mut requeue = Vec::new();
+    let mut round_done = false;
+    for (job, result) in results {
+        let (again, done) = record(shared, st, &job, result, &mut c);
+        if again {
+            requeue.push(job.member);
+        }
+        round_done |= done;
+    }
+    c.forget = garbage(shared, st);
+    if let Err(e) = st.store.commit(&c) {
+        st.fatal = Some(format!("cannot record the results: {e}"));
+        shared.cv.notify_all();
+        return Vec::new();
+    }
+    for name in &c.forget {
+        st.index.remove(name);
+    }
+    st.last_commit = Instant::now();
+    st.queue.extend(requeue);
+    if round_done {
+        refill_round(shared, st);
+    }
+    update_message(shared, st);
+    shared.cv.notify_all();
+    std::mem::take(&mut c.forget)
+}
+
+/// Records one segment's result (or fault) into `c` and the in-memory state, with its ready
+/// decision; returns whether the member trains again and whether a synchronous round ended.
+fn record(
+    shared: &Shared<'_>,
+    st: &mut State,
+    job: &Job,
+    result: Outcome,
+    c: &mut Commit,
+) -> (bool, bool) {
+    let def = shared.def;
+    st.running -= 1;
+    let m = job.member;
     let mut requeue = false;
     let mut round_done = false;
     match result {
@@ -532,15 +678,12 @@ fn finish(shared: &Shared<'_>, job: &Job, result: Result<Trained, (Fault, String
                     }
                 }
             }
-            c.steps = steps
-                .iter()
-                .map(|s| StepRow {
-                    member: m,
-                    step: s.step,
-                    score: s.score,
-                    metrics: s.metrics.clone(),
-                })
-                .collect();
+            c.steps.extend(steps.iter().map(|s| StepRow {
+                member: m,
+                step: s.step,
+                score: s.score,
+                metrics: s.metrics.clone(),
+            }));
             let row = CheckpointRow {
                 name: name.clone(),
                 member: m,
@@ -564,7 +707,7 @@ fn finish(shared: &Shared<'_>, job: &Job, result: Result<Trained, (Fault, String
             let sync = def.policy.sync == SyncMode::Synchronous;
             if !sync {
                 if !st.members[m].done && def.policy.is_ready(job.stop) {
-                    decide(shared, st, m, &mut c, st.seq);
+                    decide(shared, st, m, c, st.seq);
                 }
                 c.members.push(st.members[m].clone());
                 requeue = !st.members[m].done;
@@ -575,7 +718,7 @@ fn finish(shared: &Shared<'_>, job: &Job, result: Result<Trained, (Fault, String
                     round_done = true;
                     let stop = st.round_stop;
                     if stop < def.stop.steps && def.policy.is_ready(stop) {
-                        sync_round(shared, st, stop, &mut c);
+                        sync_round(shared, st, stop, c);
                     }
                 }
             }
@@ -606,27 +749,13 @@ fn finish(shared: &Shared<'_>, job: &Job, result: Result<Trained, (Fault, String
             });
             st.members[m].failures += 1;
             if st.members[m].failures > def.trainable.max_failures {
-                replace(shared, st, m, &mut c);
+                replace(shared, st, m, c);
             }
             c.members.push(st.members[m].clone());
             requeue = st.fatal.is_none();
         }
     }
-    if let Err(e) = st.store.commit(&c) {
-        st.fatal = Some(format!("cannot record the results: {e}"));
-        shared.cv.notify_all();
-        return;
-    }
-    st.last_commit = Instant::now();
-    if requeue {
-        st.queue.push_back(m);
-    }
-    if round_done {
-        refill_round(shared, st);
-    }
-    collect_garbage(shared, st);
-    update_message(shared, st);
-    shared.cv.notify_all();
+    (requeue, round_done)
 }
 
 fn plateau_delta(def: &ExperimentDef) -> f64 {
@@ -815,9 +944,11 @@ fn replace(shared: &Shared<'_>, st: &mut State, m: usize, c: &mut Commit) {
     ));
 }
 
-/// Deletes checkpoints nothing refers to: keeps every member's current checkpoint and the best
-/// one ever written.
-fn collect_garbage(shared: &Shared<'_>, st: &mut State) {
+/// Checkpoints nothing refers to any more: all but every member's current checkpoint and the
+/// best one ever written. They leave the index in the same commit that makes them unneeded,
+/// and their files are deleted after it: a checkpoint on disk that the index lost is harmless,
+/// an index entry without its files is not.
+fn garbage(shared: &Shared<'_>, st: &State) -> Vec<String> {
     let mut keep: BTreeSet<&str> = st
         .members
         .iter()
@@ -831,21 +962,9 @@ fn collect_garbage(shared: &Shared<'_>, st: &mut State) {
     {
         keep.insert(best.name.as_str());
     }
-    let drop: Vec<String> = st
-        .index
+    st.index
         .keys()
         .filter(|k| !keep.contains(k.as_str()))
         .cloned()
-        .collect();
-    if drop.is_empty() {
-        return;
-    }
-    // Forget first, delete after: a checkpoint on disk that the index lost is harmless, an
-    // index entry without its files is not.
-    if st.store.forget_checkpoints(&drop).is_ok() {
-        for name in &drop {
-            st.index.remove(name);
-            let _ = shared.ckpts.remove(name);
-        }
-    }
+        .collect()
 }

@@ -2,11 +2,11 @@
 //! stdin/stdout (`docs/protocol.md`). A process stays alive across segments and members.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::time::Duration;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use poptune::Hyperparams;
 use serde::Serialize;
@@ -62,7 +62,7 @@ struct TrainRequest<'a> {
 pub struct Process {
     child: Child,
     stdin: Option<ChildStdin>,
-    lines: Receiver<std::io::Result<String>>,
+    lines: LineReader,
     log: PathBuf,
     /// Segments it has trained.
     pub segments: u64,
@@ -100,20 +100,14 @@ impl Process {
             .stdout
             .take()
             .ok_or_else(|| Fault::new("spawn", "the process has no stdout"))?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let reader = BufReader::new(stdout);
-            for line in reader.lines() {
-                let stop = line.is_err();
-                if tx.send(line).is_err() || stop {
-                    return;
-                }
-            }
-        });
         Ok(Process {
             child,
             stdin,
-            lines: rx,
+            lines: LineReader {
+                out: stdout,
+                buf: Vec::with_capacity(1 << 16),
+                start: 0,
+            },
             log: log.to_path_buf(),
             segments: 0,
         })
@@ -168,12 +162,12 @@ impl Process {
         }
         let mut out = Vec::with_capacity(steps as usize);
         loop {
-            let line = match self.lines.recv_timeout(timeout) {
-                Ok(Ok(l)) => l,
-                Ok(Err(e)) => {
+            let line = match self.lines.read_line(timeout) {
+                ReadLine::Line(l) => l,
+                ReadLine::Failed(e) => {
                     return Err(self.dead(format!("reading its output failed: {e}"), out.len()))
                 }
-                Err(RecvTimeoutError::Timeout) => {
+                ReadLine::Timeout => {
                     return Err(Fault::new(
                         "timeout",
                         format!(
@@ -184,7 +178,7 @@ impl Process {
                         ),
                     ))
                 }
-                Err(RecvTimeoutError::Disconnected) => {
+                ReadLine::Eof => {
                     let done = out.len();
                     return Err(self.dead(
                         format!("the process ended after {done} of {steps} steps"),
@@ -294,17 +288,83 @@ impl Drop for Process {
     }
 }
 
+enum ReadLine {
+    Line(String),
+    Eof,
+    Timeout,
+    Failed(std::io::Error),
+}
+
+/// Lines from the process's stdout, read in the calling thread with a timeout (poll), so a
+/// line costs no hand-over between threads.
+struct LineReader {
+    out: ChildStdout,
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl LineReader {
+    fn read_line(&mut self, timeout: Duration) -> ReadLine {
+        let deadline = Instant::now() + timeout;
+        let mut chunk = [0u8; 1 << 15];
+        loop {
+            if let Some(i) = self.buf[self.start..].iter().position(|&b| b == b'\n') {
+                let line =
+                    String::from_utf8_lossy(&self.buf[self.start..self.start + i]).into_owned();
+                self.start += i + 1;
+                if self.start == self.buf.len() {
+                    self.buf.clear();
+                    self.start = 0;
+                }
+                return ReadLine::Line(line);
+            }
+            if self.start > 0 {
+                self.buf.drain(..self.start);
+                self.start = 0;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return ReadLine::Timeout;
+            }
+            let mut pfd = libc::pollfd {
+                fd: self.out.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+            // SAFETY: one valid pollfd for an open descriptor owned by `self.out`.
+            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if rc < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return ReadLine::Failed(e);
+            }
+            if rc == 0 {
+                continue;
+            }
+            match self.out.read(&mut chunk) {
+                Ok(0) => return ReadLine::Eof,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return ReadLine::Failed(e),
+            }
+        }
+    }
+}
+
 trait WaitTimeout {
     fn wait_timeout_ms(&mut self, ms: u64) -> Option<std::process::ExitStatus>;
 }
 
 impl WaitTimeout for Child {
     fn wait_timeout_ms(&mut self, ms: u64) -> Option<std::process::ExitStatus> {
-        let deadline = std::time::Instant::now() + Duration::from_millis(ms);
+        let deadline = Instant::now() + Duration::from_millis(ms);
         loop {
             match self.try_wait() {
                 Ok(Some(s)) => return Some(s),
-                Ok(None) if std::time::Instant::now() < deadline => {
+                Ok(None) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(5))
                 }
                 _ => return None,

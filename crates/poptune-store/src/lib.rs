@@ -123,6 +123,8 @@ pub struct Commit {
     pub steps: Vec<StepRow>,
     /// New checkpoints.
     pub checkpoints: Vec<CheckpointRow>,
+    /// Checkpoints to drop from the index (their files are deleted after the commit).
+    pub forget: Vec<String>,
     /// Members' new states.
     pub members: Vec<MemberRow>,
     /// New lineage events.
@@ -133,6 +135,23 @@ pub struct Commit {
     pub status: Option<String>,
     /// Wall-clock seconds to add to the experiment's running time.
     pub elapsed: f64,
+}
+
+impl StoreError {
+    /// A copy for reporting the same failure several times (the source error as text).
+    pub fn clone_shallow(&self) -> StoreError {
+        match self {
+            StoreError::Io { path, source } => StoreError::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            StoreError::Corrupt { path, reason } => StoreError::Corrupt {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            other => StoreError::Mismatch(other.to_string()),
+        }
+    }
 }
 
 /// What the runners need from storage.

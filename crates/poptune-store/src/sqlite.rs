@@ -235,6 +235,10 @@ impl Store for SqliteStore {
             )
             .map_err(&db)?;
         }
+        for n in &c.forget {
+            tx.execute("DELETE FROM checkpoints WHERE name = ?1", params![n])
+                .map_err(&db)?;
+        }
         for m in &c.members {
             write_member(&tx, m).map_err(&db)?;
         }
