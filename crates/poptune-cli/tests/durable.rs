@@ -219,9 +219,11 @@ fn faulty(kind: &str, times: u32, dir: &Path) -> (PathBuf, Output) {
     // Only the hang waits for the timeout; the others get a generous one (tests run in
     // parallel on a loaded machine).
     let timeout = if kind == "hang" { 3 } else { 60 };
+    // Synchronous, so that member 1 surely trains its own step 7: asynchronously it may copy
+    // a donor that is already past step 7 and never reach it.
     let file = experiment(
         dir,
-        "asynchronous",
+        "synchronous",
         &format!("{env}\nstep_timeout = {timeout}"),
     );
     let out = poptune()
