@@ -92,6 +92,7 @@ impl Baseline {
 ///     .population(8)
 ///     .steps(50)
 ///     .seed(7)
+///     .workers(1) // one worker: an asynchronous run is then reproducible
 ///     .run(|_member| Quadratic { x: 0.0 })
 ///     .unwrap();
 /// let best = outcome.best();
