@@ -326,6 +326,9 @@ fn baselines_behave_as_named() {
 struct Faulty {
     fail_at: u64,
     step: u64,
+    /// Steps this trainable was asked for, whatever state it was restored to: the fault
+    /// must happen even when an exploit moves its state past `fail_at`.
+    calls: u64,
     nan: bool,
     panic: bool,
 }
@@ -334,7 +337,8 @@ impl Trainable for Faulty {
     type State = u64;
     fn step(&mut self, _: &Hyperparams) -> Result<Metrics, TrainableError> {
         self.step += 1;
-        if self.step == self.fail_at {
+        self.calls += 1;
+        if self.calls == self.fail_at {
             if self.panic {
                 panic!("trainable bug");
             }
@@ -362,6 +366,7 @@ fn trainable_failures_stop_the_run_with_a_clear_error() {
                 move |i| Faulty {
                     fail_at: if i == 5 { 13 } else { u64::MAX },
                     step: 0,
+                    calls: 0,
                     nan,
                     panic,
                 }
