@@ -515,16 +515,6 @@ fn train(
         // It exited after its last segment: allowed, a new one takes over.
         *proc = None;
     }
-    if proc.is_none() {
-        let log = shared.logs.join(format!("slot-{slot}.stderr.log"));
-        *proc = Some(Process::spawn(&shared.def.trainable, slot, &log).map_err(no_stderr)?);
-    }
-    let p = proc.as_mut().ok_or_else(|| {
-        no_stderr(Fault {
-            kind: "spawn",
-            message: "no process".into(),
-        })
-    })?;
     let tmp = shared
         .ckpts
         .tmp_dir(&format!("m{}", job.member))
@@ -540,27 +530,16 @@ fn train(
         .map(|(n, _)| (shared.ckpts.path(n), n.as_str()));
     let name = format!("m{:04}-s{:08}", job.member, job.stop);
     let timeout = Duration::from_secs_f64(shared.def.trainable.step_timeout);
-    let mut result = p.train(
-        job.member,
-        job.start,
-        job.stop - job.start,
-        &job.h,
-        restore.as_ref().map(|(p, n)| (p.as_path(), *n)),
-        (&tmp, &name),
-        timeout,
-        |_| shared.bar.inc(1),
-    );
-    if matches!(&result, Err(f) if f.kind == "exited") {
-        // The process exited between segments, as a one-segment process does: start another.
-        let log = shared.logs.join(format!("slot-{slot}.stderr.log"));
-        *proc = Some(Process::spawn(&shared.def.trainable, slot, &log).map_err(no_stderr)?);
-        let p2 = proc.as_mut().ok_or_else(|| {
-            no_stderr(Fault {
-                kind: "spawn",
-                message: "no process".into(),
-            })
-        })?;
-        result = p2.train(
+    let log = shared.logs.join(format!("slot-{slot}.stderr.log"));
+    let mut retried = false;
+    let result = loop {
+        if proc.is_none() {
+            *proc = Some(Process::spawn(&shared.def.trainable, slot, &log).map_err(no_stderr)?);
+        }
+        let Some(p) = proc.as_mut() else {
+            continue;
+        };
+        let r = p.train(
             job.member,
             job.start,
             job.stop - job.start,
@@ -570,7 +549,15 @@ fn train(
             timeout,
             |_| shared.bar.inc(1),
         );
-    }
+        if !retried && matches!(&r, Err(f) if f.kind == "exited") {
+            // The process exited between segments, as a one-segment process does: start
+            // another and send it the same segment.
+            *proc = None;
+            retried = true;
+            continue;
+        }
+        break r;
+    };
     let Some(p) = proc.as_mut() else {
         return Err(no_stderr(Fault {
             kind: "spawn",
