@@ -12,6 +12,7 @@ use poptune_store::{Checkpoints, Store};
 use crate::config;
 use crate::durable::{self, CKPT_DIR, LOG_DIR};
 use crate::external::Process;
+use crate::worker::ProcessWorkers;
 use crate::CliError;
 
 #[derive(Args, Debug)]
@@ -62,7 +63,8 @@ pub struct ExportArgs {
     pub member: Option<usize>,
 }
 
-fn finish_run(summary: durable::Summary, dir: &Path, metric: &str) {
+/// Prints how a run ended and what to do next.
+pub fn finish_run(summary: durable::Summary, dir: &Path, metric: &str) {
     println!("experiment {}: {}", dir.display(), summary.status);
     if let Some((m, s)) = summary.best {
         println!("best member: {m}, {metric} = {s}");
@@ -101,7 +103,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         def.slots
     );
     let progress = !args.quiet && std::io::stderr().is_terminal();
-    let summary = durable::run(&def, store, progress)?;
+    let summary = durable::run(&def, store, &ProcessWorkers::new(&def.trainable), progress)?;
     finish_run(summary, &def.directory, &def.metric);
     Ok(())
 }
@@ -119,7 +121,7 @@ pub fn resume(args: &ResumeArgs) -> Result<(), CliError> {
         def.directory.display()
     );
     let progress = !args.quiet && std::io::stderr().is_terminal();
-    let summary = durable::run(&def, store, progress)?;
+    let summary = durable::run(&def, store, &ProcessWorkers::new(&def.trainable), progress)?;
     finish_run(summary, &def.directory, &def.metric);
     Ok(())
 }

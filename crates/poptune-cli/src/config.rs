@@ -61,6 +61,8 @@ struct FileDef {
     seed: u64,
     #[serde(default = "default_slots")]
     slots: Spanned<i64>,
+    #[serde(default)]
+    initial: InitialKind,
     directory: Option<String>,
     #[serde(default)]
     policy: Option<Spanned<PolicyFile>>,
@@ -212,6 +214,17 @@ pub struct TrainableDef {
     pub max_failures: u32,
 }
 
+/// How the members' first hyperparameters are chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InitialKind {
+    /// Drawn from the search space's prior (seeded).
+    #[default]
+    Prior,
+    /// A grid over the space; members past the grid's size draw from the prior.
+    Grid,
+}
+
 /// A validated experiment definition.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExperimentDef {
@@ -221,6 +234,9 @@ pub struct ExperimentDef {
     pub population: usize,
     pub seed: u64,
     pub slots: usize,
+    /// How the first hyperparameters are chosen.
+    #[serde(default)]
+    pub initial: InitialKind,
     /// The experiment directory (absolute).
     pub directory: PathBuf,
     pub policy: Policy,
@@ -239,6 +255,10 @@ impl ExperimentDef {
             .steps(self.stop.steps)
             .seed(self.seed)
             .workers(self.slots)
+            .initial(match self.initial {
+                InitialKind::Prior => poptune::Initial::Prior,
+                InitialKind::Grid => poptune::Initial::Grid,
+            })
     }
 }
 
@@ -602,6 +622,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ExperimentDef, ConfigError> {
         population: population as usize,
         seed: file.seed,
         slots: slots as usize,
+        initial: file.initial,
         directory,
         policy,
         space,

@@ -1,5 +1,5 @@
-//! The durable runner: external trainables on `slots` processes, every result committed to the
-//! experiment's store, so that a run killed at any moment continues where it stopped.
+//! The durable runner: trainables on `slots` workers (external processes or in-process code),
+//! every result committed to the experiment's store, so that a run killed at any moment continues where it stopped.
 //!
 //! A segment's steps, its checkpoint, the member's new state and the ready decision are one
 //! transaction. A member killed mid-segment has nothing recorded for that segment and trains it
@@ -22,7 +22,8 @@ use poptune_store::{
 };
 
 use crate::config::ExperimentDef;
-use crate::external::{Fault, Process, Step};
+use crate::external::{Fault, Step};
+use crate::worker::{Failure, SegmentRequest, Worker, Workers};
 use crate::CliError;
 
 /// The database file inside an experiment directory.
@@ -157,7 +158,12 @@ fn lock<'a>(m: &'a Mutex<State>) -> MutexGuard<'a, State> {
 }
 
 /// Runs (or continues) an experiment until it finishes or a stopping rule fires.
-pub fn run(def: &ExperimentDef, store: SqliteStore, progress: bool) -> Result<Summary, CliError> {
+pub fn run(
+    def: &ExperimentDef,
+    store: SqliteStore,
+    workers: &dyn Workers,
+    progress: bool,
+) -> Result<Summary, CliError> {
     let dir = &def.directory;
     let ckpts = Checkpoints::open(&dir.join(CKPT_DIR))?;
     ckpts.clean_tmp()?;
@@ -292,7 +298,7 @@ pub fn run(def: &ExperimentDef, store: SqliteStore, progress: bool) -> Result<Su
         s.spawn(move || committer(shared, rx));
         for slot in 0..def.slots {
             let tx = tx.clone();
-            s.spawn(move || slot_loop(shared, slot, tx));
+            s.spawn(move || slot_loop(shared, workers, slot, tx));
         }
     });
     let mut st = lock(&shared.state);
@@ -423,21 +429,25 @@ fn claim(shared: &Shared<'_>) -> Option<Job> {
 }
 
 /// What a slot hands to the committer.
-type Handoff = (Job, Result<Raw, (Fault, String)>);
+type Handoff = (Job, Result<Raw, Failure>);
 
-/// A slot: one trainable process. It hands each trained segment to the committer and goes on
+/// A slot: one worker (a trainable process, or an in-process trainable). It hands each trained segment to the committer and goes on
 /// with the next member while the checkpoint is made durable and recorded.
-fn slot_loop(shared: &Shared<'_>, slot: usize, tx: std::sync::mpsc::Sender<Handoff>) {
-    let mut proc: Option<Process> = None;
+fn slot_loop(
+    shared: &Shared<'_>,
+    workers: &dyn Workers,
+    slot: usize,
+    tx: std::sync::mpsc::Sender<Handoff>,
+) {
+    let log = shared.logs.join(format!("slot-{slot}.stderr.log"));
+    let mut worker = workers.worker(slot, &log);
     while let Some(job) = claim(shared) {
-        let raw = train(shared, &mut proc, slot, &job);
+        let raw = train(shared, worker.as_mut(), &job);
         if tx.send((job, raw)).is_err() {
             break;
         }
     }
-    if let Some(p) = proc {
-        p.shutdown();
-    }
+    worker.finish();
 }
 
 /// The committer: takes every segment waiting (group commit), makes their checkpoints durable
@@ -494,14 +504,9 @@ fn committer(shared: &Shared<'_>, rx: std::sync::mpsc::Receiver<Handoff>) {
 type Raw = (Vec<Step>, PathBuf, String);
 type Trained = (Vec<Step>, String, String);
 /// A segment's end: trained and checkpointed, or a fault with the process's stderr.
-type Outcome = Result<Trained, (Fault, String)>;
+type Outcome = Result<Trained, Failure>;
 
-fn train(
-    shared: &Shared<'_>,
-    proc: &mut Option<Process>,
-    slot: usize,
-    job: &Job,
-) -> Result<Raw, (Fault, String)> {
+fn train(shared: &Shared<'_>, worker: &mut dyn Worker, job: &Job) -> Result<Raw, Failure> {
     let no_stderr = |f: Fault| (f, String::new());
     if let Some((name, sum)) = &job.restore {
         shared.ckpts.verify(name, sum).map_err(|e| {
@@ -510,10 +515,6 @@ fn train(
                 message: e.to_string(),
             })
         })?;
-    }
-    if proc.as_mut().is_some_and(|p| !p.is_alive()) {
-        // It exited after its last segment: allowed, a new one takes over.
-        *proc = None;
     }
     let tmp = shared
         .ckpts
@@ -529,67 +530,34 @@ fn train(
         .as_ref()
         .map(|(n, _)| (shared.ckpts.path(n), n.as_str()));
     let name = format!("m{:04}-s{:08}", job.member, job.stop);
-    let timeout = Duration::from_secs_f64(shared.def.trainable.step_timeout);
-    let log = shared.logs.join(format!("slot-{slot}.stderr.log"));
-    let mut retried = false;
-    let result = loop {
-        if proc.is_none() {
-            *proc = Some(Process::spawn(&shared.def.trainable, slot, &log).map_err(no_stderr)?);
-        }
-        let Some(p) = proc.as_mut() else {
-            continue;
-        };
-        let r = p.train(
-            job.member,
-            job.start,
-            job.stop - job.start,
-            &job.h,
-            restore.as_ref().map(|(p, n)| (p.as_path(), *n)),
-            (&tmp, &name),
-            timeout,
-            |_| shared.bar.inc(1),
-        );
-        if !retried && matches!(&r, Err(f) if f.kind == "exited") {
-            // The process exited between segments, as a one-segment process does: start
-            // another and send it the same segment.
-            *proc = None;
-            retried = true;
-            continue;
-        }
-        break r;
+    let req = SegmentRequest {
+        member: job.member,
+        start: job.start,
+        steps: job.stop - job.start,
+        h: &job.h,
+        restore: restore.as_ref().map(|(p, n)| (p.as_path(), *n)),
+        checkpoint: (&tmp, &name),
+        timeout: Duration::from_secs_f64(shared.def.trainable.step_timeout),
     };
-    let Some(p) = proc.as_mut() else {
-        return Err(no_stderr(Fault {
-            kind: "spawn",
-            message: "no process".into(),
-        }));
-    };
-    let steps = match result {
+    let steps = match worker.train(&req, &mut |_| shared.bar.inc(1)) {
         Ok(s) => s,
         Err(f) => {
-            let stderr = p.stderr_tail();
-            if let Some(p) = proc.take() {
-                p.kill();
-            }
             let _ = std::fs::remove_dir_all(&tmp);
-            return Err((f, stderr));
+            return Err(f);
         }
     };
     let empty = std::fs::read_dir(&tmp)
         .map(|mut d| d.next().is_none())
         .unwrap_or(true);
     if empty {
-        let stderr = p.stderr_tail();
-        return Err((
-            Fault {
-                kind: "protocol",
-                message: format!(
-                    "said \"saved\" but wrote no files into the checkpoint directory {}",
-                    tmp.display()
-                ),
-            },
-            stderr,
-        ));
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(no_stderr(Fault {
+            kind: "protocol",
+            message: format!(
+                "said \"saved\" but wrote no files into the checkpoint directory {}",
+                tmp.display()
+            ),
+        }));
     }
     Ok((steps, tmp, name))
 }

@@ -1,16 +1,9 @@
 //! `poptune`: Population Based Training from the command line.
 
-mod commands;
-mod config;
-mod durable;
-mod external;
-mod plot;
-mod report;
-mod toy;
-
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use poptune_cli::{commands, report, toy};
 
 /// Population Based Training for any iterative training process.
 #[derive(Parser, Debug)]
@@ -55,47 +48,6 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(e.exit_code())
-        }
-    }
-}
-
-/// A command's failure: a message and the exit code it maps to (2 for bad input, 1 for a
-/// failure while running).
-#[derive(Debug)]
-pub struct CliError {
-    inner: anyhow::Error,
-    code: u8,
-}
-
-impl CliError {
-    /// Bad input from the user: exit code 2.
-    pub fn usage(e: impl Into<anyhow::Error>) -> Self {
-        CliError {
-            inner: e.into(),
-            code: 2,
-        }
-    }
-
-    fn exit_code(&self) -> u8 {
-        self.code
-    }
-}
-
-impl std::fmt::Display for CliError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if f.alternate() {
-            write!(f, "{:#}", self.inner)
-        } else {
-            write!(f, "{}", self.inner)
-        }
-    }
-}
-
-impl<E: Into<anyhow::Error>> From<E> for CliError {
-    fn from(e: E) -> Self {
-        CliError {
-            inner: e.into(),
-            code: 1,
         }
     }
 }

@@ -1,0 +1,137 @@
+//! What trains a segment for the durable runner: a slot's worker. External processes
+//! ([`ProcessWorkers`]) and in-process Rust trainables ([`crate::inprocess::InProcess`]) are
+//! two implementations of the same pair of traits, so both write the same experiment
+//! directory and share the runner's store, checkpoints, faults and live view.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use poptune::Hyperparams;
+
+use crate::config::TrainableDef;
+use crate::external::{Fault, Process, Step};
+
+/// One segment for a worker to train.
+pub struct SegmentRequest<'a> {
+    /// The member being trained.
+    pub member: usize,
+    /// Its step count before the segment.
+    pub start: u64,
+    /// Steps to train.
+    pub steps: u64,
+    /// The hyperparameters to train with.
+    pub h: &'a Hyperparams,
+    /// The checkpoint to restore (its directory and name), or `None`: start the member fresh.
+    pub restore: Option<(&'a Path, &'a str)>,
+    /// The empty directory to write the new checkpoint into, and the name it will have.
+    pub checkpoint: (&'a Path, &'a str),
+    /// How long to wait for each step before the segment counts as hung.
+    pub timeout: Duration,
+}
+
+/// A fault, and what the trainable said on stderr before it.
+pub type Failure = (Fault, String);
+
+/// One slot's trainer.
+pub trait Worker: Send {
+    /// Trains one segment and writes its checkpoint; `on_step` sees each step as it arrives.
+    fn train(
+        &mut self,
+        req: &SegmentRequest<'_>,
+        on_step: &mut dyn FnMut(&Step),
+    ) -> Result<Vec<Step>, Failure>;
+
+    /// The run is over: release the slot (ask a process to exit).
+    fn finish(self: Box<Self>) {}
+}
+
+/// Makes the workers of a run's slots.
+pub trait Workers: Sync {
+    /// The worker for `slot`; `log` is the slot's stderr log file.
+    fn worker(&self, slot: usize, log: &Path) -> Box<dyn Worker + '_>;
+}
+
+/// External trainables: one long-lived process per slot, speaking `docs/protocol.md`.
+pub struct ProcessWorkers<'a> {
+    def: &'a TrainableDef,
+}
+
+impl<'a> ProcessWorkers<'a> {
+    /// Workers that start `def`'s command.
+    pub fn new(def: &'a TrainableDef) -> Self {
+        ProcessWorkers { def }
+    }
+}
+
+impl Workers for ProcessWorkers<'_> {
+    fn worker(&self, slot: usize, log: &Path) -> Box<dyn Worker + '_> {
+        Box::new(ProcessWorker {
+            def: self.def,
+            slot,
+            log: log.to_path_buf(),
+            proc: None,
+        })
+    }
+}
+
+struct ProcessWorker<'a> {
+    def: &'a TrainableDef,
+    slot: usize,
+    log: PathBuf,
+    proc: Option<Process>,
+}
+
+impl Worker for ProcessWorker<'_> {
+    fn train(
+        &mut self,
+        req: &SegmentRequest<'_>,
+        on_step: &mut dyn FnMut(&Step),
+    ) -> Result<Vec<Step>, Failure> {
+        if self.proc.as_mut().is_some_and(|p| !p.is_alive()) {
+            // It exited after its last segment: allowed, a new one takes over.
+            self.proc = None;
+        }
+        let mut retried = false;
+        loop {
+            let p = match &mut self.proc {
+                Some(p) => p,
+                None => self.proc.insert(
+                    Process::spawn(self.def, self.slot, &self.log)
+                        .map_err(|f| (f, String::new()))?,
+                ),
+            };
+            let r = p.train(
+                req.member,
+                req.start,
+                req.steps,
+                req.h,
+                req.restore,
+                req.checkpoint,
+                req.timeout,
+                &mut *on_step,
+            );
+            match r {
+                Ok(steps) => return Ok(steps),
+                Err(f) if f.kind == "exited" && !retried => {
+                    // The process exited between segments, as a one-segment process does:
+                    // start another and send it the same segment.
+                    self.proc = None;
+                    retried = true;
+                }
+                Err(f) => {
+                    let stderr = p.stderr_tail();
+                    if let Some(p) = self.proc.take() {
+                        p.kill();
+                    }
+                    return Err((f, stderr));
+                }
+            }
+        }
+    }
+
+    fn finish(self: Box<Self>) {
+        if let Some(p) = self.proc {
+            p.shutdown();
+        }
+    }
+}
