@@ -10,22 +10,25 @@
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use poptune::Trainable;
 
 use crate::external::{Fault, Step};
 use crate::worker::{Failure, SegmentRequest, Worker, Workers};
 
-/// A training state that can be written to a checkpoint directory and read back.
+/// A trainable whose state can be written to a checkpoint directory and read back.
 ///
-/// `load_from(dir)` after `save_to(dir)` must give back a state that trains exactly as the
-/// saved one would, or resumed runs and replays will differ from uninterrupted ones.
-pub trait Persist: Sized {
-    /// Writes the state into the (empty, existing) directory `dir`: at least one file.
-    fn save_to(&self, dir: &Path) -> std::io::Result<()>;
-    /// Reads a state that `save_to` wrote.
-    fn load_from(dir: &Path) -> std::io::Result<Self>;
+/// `load_state(dir)` after `save_state(state, dir)` must give back a state that trains exactly
+/// as the saved one would, or resumed runs and replays will differ from uninterrupted ones.
+pub trait Persist: Trainable {
+    /// Writes `state` into the (empty, existing) directory `dir`: at least one file.
+    fn save_state(state: &Self::State, dir: &Path) -> std::io::Result<()>;
+    /// Reads a state that `save_state` wrote; `self` serves as the template (the model's
+    /// structure), its own state is left alone.
+    fn load_state(&self, dir: &Path) -> std::io::Result<Self::State>;
 }
 
 /// Workers that train `T` in-process; `factory(member)` makes a member's fresh trainable.
@@ -33,12 +36,13 @@ pub struct InProcess<T: Trainable, F> {
     factory: F,
     /// Each member's newest state, by checkpoint name.
     cache: Mutex<HashMap<usize, (String, Arc<T::State>)>>,
+    /// Nanoseconds spent inside `Trainable::step`, all slots together.
+    busy: AtomicU64,
 }
 
 impl<T, F> InProcess<T, F>
 where
-    T: Trainable,
-    T::State: Persist,
+    T: Persist,
     F: Fn(usize) -> T + Sync,
 {
     /// Workers built on `factory`.
@@ -46,7 +50,14 @@ where
         InProcess {
             factory,
             cache: Mutex::new(HashMap::new()),
+            busy: AtomicU64::new(0),
         }
+    }
+
+    /// Seconds spent inside the trainable's `step`, all slots together: what the rest of a
+    /// run's wall time × slots is compared with to measure poptune's own overhead.
+    pub fn step_seconds(&self) -> f64 {
+        self.busy.load(Ordering::Relaxed) as f64 * 1e-9
     }
 
     fn cached(&self, name: &str) -> Option<Arc<T::State>> {
@@ -65,8 +76,7 @@ where
 
 impl<T, F> Workers for InProcess<T, F>
 where
-    T: Trainable,
-    T::State: Persist,
+    T: Persist,
     F: Fn(usize) -> T + Sync,
 {
     fn worker(&self, _slot: usize, _log: &Path) -> Box<dyn Worker + '_> {
@@ -96,8 +106,7 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
 
 impl<T, F> InProcessWorker<'_, T, F>
 where
-    T: Trainable,
-    T::State: Persist,
+    T: Persist,
     F: Fn(usize) -> T + Sync,
 {
     /// The trainable, restored to `restore` (or fresh for `member`).
@@ -118,16 +127,16 @@ where
         match self.current.take() {
             Some((t, n)) if n == name => Ok(t),
             other => {
-                let state = match self.parent.cached(name) {
-                    Some(s) => s,
-                    None => Arc::new(T::State::load_from(dir).map_err(|e| Fault {
-                        kind: "checkpoint",
-                        message: format!("cannot load checkpoint {}: {e}", dir.display()),
-                    })?),
-                };
                 let mut t = match other {
                     Some((t, _)) => t,
                     None => fresh(self.parent)?,
+                };
+                let state = match self.parent.cached(name) {
+                    Some(s) => s,
+                    None => Arc::new(t.load_state(dir).map_err(|e| Fault {
+                        kind: "checkpoint",
+                        message: format!("cannot load checkpoint {}: {e}", dir.display()),
+                    })?),
                 };
                 catch_unwind(AssertUnwindSafe(|| t.restore(&state))).map_err(|p| Fault {
                     kind: "crash",
@@ -141,8 +150,7 @@ where
 
 impl<T, F> Worker for InProcessWorker<'_, T, F>
 where
-    T: Trainable,
-    T::State: Persist,
+    T: Persist,
     F: Fn(usize) -> T + Sync,
 {
     fn train(
@@ -155,7 +163,12 @@ where
         let mut out = Vec::with_capacity(req.steps as usize);
         for i in 0..req.steps {
             let step = req.start + i + 1;
-            let m = match catch_unwind(AssertUnwindSafe(|| t.step(req.h))) {
+            let began = Instant::now();
+            let result = catch_unwind(AssertUnwindSafe(|| t.step(req.h)));
+            self.parent
+                .busy
+                .fetch_add(began.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            let m = match result {
                 Ok(Ok(m)) => m,
                 Ok(Err(e)) => {
                     return Err(no_stderr(Fault {
@@ -189,7 +202,7 @@ where
         }
         let (dir, name) = req.checkpoint;
         let state = Arc::new(t.save());
-        state.save_to(dir).map_err(|e| {
+        T::save_state(&state, dir).map_err(|e| {
             no_stderr(Fault {
                 kind: "checkpoint",
                 message: format!("cannot write the checkpoint into {}: {e}", dir.display()),
@@ -209,11 +222,11 @@ mod tests {
     #[derive(Clone, Debug, PartialEq)]
     struct Counter(f64);
 
-    impl Persist for Counter {
-        fn save_to(&self, dir: &Path) -> std::io::Result<()> {
-            std::fs::write(dir.join("x"), self.0.to_string())
+    impl Persist for Adder {
+        fn save_state(state: &Counter, dir: &Path) -> std::io::Result<()> {
+            std::fs::write(dir.join("x"), state.0.to_string())
         }
-        fn load_from(dir: &Path) -> std::io::Result<Self> {
+        fn load_state(&self, dir: &Path) -> std::io::Result<Counter> {
             let s = std::fs::read_to_string(dir.join("x"))?;
             s.trim()
                 .parse()

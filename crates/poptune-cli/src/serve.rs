@@ -6,7 +6,7 @@ use std::io::{BufRead, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 
-use poptune::{Hyperparams, Trainable};
+use poptune::Hyperparams;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -33,8 +33,7 @@ enum Request {
 /// with `error` messages; only a broken pipe ends the loop with an error.
 pub fn serve<T, F>(factory: F, input: impl BufRead, mut output: impl Write) -> std::io::Result<()>
 where
-    T: Trainable,
-    T::State: Persist,
+    T: Persist,
     F: Fn(usize) -> T,
 {
     // The trainable in memory, and the checkpoint id its state equals.
@@ -71,12 +70,13 @@ where
                 (None, _) => factory(member),
                 (Some(_), Some((t, id))) if restore_id.as_deref() == Some(id.as_str()) => t,
                 (Some(dir), held) => {
-                    let state = T::State::load_from(dir)
-                        .map_err(|e| format!("cannot load {}: {e}", dir.display()))?;
                     let mut t = match held {
                         Some((t, _)) => t,
                         None => factory(member),
                     };
+                    let state = t
+                        .load_state(dir)
+                        .map_err(|e| format!("cannot load {}: {e}", dir.display()))?;
                     t.restore(&state);
                     t
                 }
@@ -98,8 +98,7 @@ where
                 writeln!(output, "{msg}").map_err(|e| e.to_string())?;
                 output.flush().map_err(|e| e.to_string())?;
             }
-            t.save()
-                .save_to(&checkpoint)
+            T::save_state(&t.save(), &checkpoint)
                 .map_err(|e| format!("cannot write {}: {e}", checkpoint.display()))?;
             current = Some((t, checkpoint_id));
             Ok(())
@@ -120,8 +119,7 @@ where
 /// [`serve`] on the process's stdin and stdout.
 pub fn serve_stdio<T, F>(factory: F) -> std::io::Result<()>
 where
-    T: Trainable,
-    T::State: Persist,
+    T: Persist,
     F: Fn(usize) -> T,
 {
     let stdin = std::io::stdin();
@@ -132,16 +130,16 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use poptune::{Metrics, TrainableError};
+    use poptune::{Metrics, Trainable, TrainableError};
     use std::path::Path;
 
     #[derive(Clone)]
     struct X(f64);
-    impl Persist for X {
-        fn save_to(&self, dir: &Path) -> std::io::Result<()> {
-            std::fs::write(dir.join("x"), self.0.to_string())
+    impl Persist for T1 {
+        fn save_state(state: &X, dir: &Path) -> std::io::Result<()> {
+            std::fs::write(dir.join("x"), state.0.to_string())
         }
-        fn load_from(dir: &Path) -> std::io::Result<Self> {
+        fn load_state(&self, dir: &Path) -> std::io::Result<X> {
             let s = std::fs::read_to_string(dir.join("x"))?;
             s.parse()
                 .map(X)

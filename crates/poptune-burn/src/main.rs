@@ -1,0 +1,256 @@
+//! `poptune-burn`: PBT on real models (burn) and a non-gradient example, in-process.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use poptune_burn::tasks::{self, Method, RunResult, Setup, Task};
+use poptune_cli::report::ReportArgs;
+use poptune_cli::CliError;
+
+/// PBT on a CNN (MNIST-1D), an MLP (digits) and simulated annealing (TSP), in-process.
+#[derive(Parser, Debug)]
+#[command(name = "poptune-burn", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Tune one task with PBT (or a baseline), write the report, print the best member's
+    /// validation and test accuracy.
+    Tune(TuneArgs),
+    /// PBT against random search, grid search, explore-only and exploit-only over several
+    /// seeds; prints (and writes) the table.
+    Compare(CompareArgs),
+    /// Serve a task's trainable over poptune's protocol on stdin/stdout (what `poptune
+    /// replay` and `poptune resume` start).
+    Serve(ServeArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+struct Shape {
+    /// Members (default: the task's, 12).
+    #[arg(long)]
+    population: Option<usize>,
+    /// Steps each member trains (default: the task's: mnist1d 150, digits 60, tsp 60).
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Steps between ready points (default: mnist1d 10, digits 5, tsp 5).
+    #[arg(long)]
+    interval: Option<u64>,
+    /// Members trained in parallel (threads).
+    #[arg(long, default_value_t = 2)]
+    slots: usize,
+    /// Synchronous rounds (default: asynchronous).
+    #[arg(long)]
+    sync: bool,
+}
+
+#[derive(Args, Debug)]
+struct TuneArgs {
+    /// What to tune.
+    #[arg(value_enum)]
+    task: Task,
+    /// PBT or a baseline.
+    #[arg(long, value_enum, default_value = "pbt")]
+    method: Method,
+    /// Seeds hyperparameter choices and model initialisation.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// The experiment directory (default: results/TASK-METHOD-sSEED). An existing one is
+    /// continued.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    #[command(flatten)]
+    shape: Shape,
+    /// No live view and no report.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct CompareArgs {
+    /// The task to compare on.
+    #[arg(value_enum)]
+    task: Task,
+    /// Seeds 1..=SEEDS.
+    #[arg(long, default_value_t = 5)]
+    seeds: u64,
+    /// Where the runs go: OUT/TASK/METHOD-sSEED (runs already finished are reused).
+    #[arg(long, default_value = "results/compare")]
+    out: PathBuf,
+    #[command(flatten)]
+    shape: Shape,
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    #[arg(value_enum)]
+    task: Task,
+    /// The experiment's seed (members' models are seeded from it).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+fn setup(task: Task, method: Method, seed: u64, shape: &Shape) -> Result<Setup, CliError> {
+    let (p, s, i) = task.defaults();
+    let setup = Setup {
+        task,
+        method,
+        population: shape.population.unwrap_or(p),
+        steps: shape.steps.unwrap_or(s),
+        interval: shape.interval.unwrap_or(i),
+        seed,
+        slots: shape.slots,
+        synchronous: shape.sync,
+    };
+    if setup.population == 0 || setup.steps == 0 || setup.interval == 0 || setup.slots == 0 {
+        return Err(CliError::usage(anyhow::anyhow!(
+            "--population, --steps, --interval and --slots must be at least 1"
+        )));
+    }
+    Ok(setup)
+}
+
+fn describe(r: &RunResult) -> String {
+    match r.test_accuracy {
+        Some(t) => format!(
+            "best member {}: validation accuracy {:.4}, test accuracy {:.4}",
+            r.best_member, r.score, t
+        ),
+        None => format!("best member {}: tour length {:.4}", r.best_member, r.score),
+    }
+}
+
+fn tune(args: &TuneArgs) -> Result<(), CliError> {
+    let setup = setup(args.task, args.method, args.seed, &args.shape)?;
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| tasks::default_dir(&setup));
+    let r = tasks::tune(&setup, &dir, args.quiet)?;
+    println!("{}", describe(&r));
+    println!(
+        "{:.1} s of training, {:.1}% of the slots' time outside training steps",
+        r.wall_seconds,
+        100.0 * r.overhead()
+    );
+    if !args.quiet {
+        poptune_cli::report::run(&ReportArgs {
+            dir: dir.clone(),
+            out: None,
+        })?;
+    }
+    println!(
+        "next: `poptune status {0}`, `poptune replay {0}`, `poptune export {0} --out best`",
+        dir.display()
+    );
+    Ok(())
+}
+
+fn mean_std(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len().max(1) as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, var.sqrt())
+}
+
+fn compare(args: &CompareArgs) -> Result<(), CliError> {
+    if args.seeds == 0 {
+        return Err(CliError::usage(anyhow::anyhow!(
+            "--seeds must be at least 1"
+        )));
+    }
+    let base = args.out.join(args.task.name());
+    let mut rows = Vec::new();
+    for method in Method::ALL {
+        let mut results = Vec::new();
+        for seed in 1..=args.seeds {
+            let s = setup(args.task, method, seed, &args.shape)?;
+            let dir = base.join(format!("{}-s{seed}", method.name()));
+            let r = tasks::tune(&s, &dir, true)?;
+            eprintln!(
+                "{:>13} seed {seed}: {} ({:.0} s)",
+                method.name(),
+                describe(&r),
+                r.wall_seconds
+            );
+            results.push(r);
+        }
+        rows.push((method, results));
+    }
+    let classify = args.task != Task::Tsp;
+    let (p, s, i) = args.task.defaults();
+    let mut table = format!(
+        "{} members × {} steps, interval {}, {} seeds\n\n",
+        args.shape.population.unwrap_or(p),
+        args.shape.steps.unwrap_or(s),
+        args.shape.interval.unwrap_or(i),
+        args.seeds
+    );
+    if classify {
+        table.push_str("| method | test accuracy (mean ± sd) | min | max | validation accuracy (mean) |\n|---|---|---|---|---|\n");
+    } else {
+        table.push_str("| method | tour length (mean ± sd) | min | max |\n|---|---|---|---|\n");
+    }
+    for (method, results) in &rows {
+        let key: Vec<f64> = results
+            .iter()
+            .map(|r| {
+                if classify {
+                    r.test_accuracy.unwrap_or(f64::NAN)
+                } else {
+                    r.score
+                }
+            })
+            .collect();
+        let (m, sd) = mean_std(&key);
+        let min = key.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = key.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if classify {
+            let v: Vec<f64> = results.iter().map(|r| r.score).collect();
+            table.push_str(&format!(
+                "| {} | {:.4} ± {:.4} | {:.4} | {:.4} | {:.4} |\n",
+                method.name(),
+                m,
+                sd,
+                min,
+                max,
+                mean_std(&v).0
+            ));
+        } else {
+            table.push_str(&format!(
+                "| {} | {:.4} ± {:.4} | {:.4} | {:.4} |\n",
+                method.name(),
+                m,
+                sd,
+                min,
+                max
+            ));
+        }
+    }
+    let path = base.join("table.md");
+    std::fs::write(&path, &table)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    print!("{table}");
+    println!("\n(written to {})", path.display());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Tune(a) => tune(&a),
+        Command::Compare(a) => compare(&a),
+        Command::Serve(a) => tasks::serve(a.task, a.seed).map_err(CliError::from),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! The examples as experiments: each task's search space and trainable, run in-process on
+//! poptune's durable runner, so that the experiment directory is the one `poptune run` writes
+//! (`poptune status`, `report`, `replay`, `export` work on it; `replay` and `resume` start
+//! this binary's `serve` command as an external trainable).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{anyhow, Context};
+use clap::ValueEnum;
+use poptune_cli::durable::{self, CKPT_DIR};
+use poptune_cli::inprocess::{InProcess, Persist};
+use poptune_cli::CliError;
+use poptune_store::Store;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Dataset, Which};
+use crate::model::{Classifier, Cnn1d, Mlp};
+use crate::trainer::{BurnTrainer, TrainerConfig};
+use crate::tsp::{Annealer, Instance};
+
+/// What to tune.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Task {
+    /// A 1D CNN on MNIST-1D (validation accuracy).
+    Mnist1d,
+    /// An MLP on UCI digits (validation accuracy).
+    Digits,
+    /// Simulated annealing on a 100-city travelling-salesman instance (tour length).
+    Tsp,
+}
+
+/// PBT or one of its baselines, at the same population and steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    Pbt,
+    ExploreOnly,
+    ExploitOnly,
+    Random,
+    Grid,
+}
+
+impl Method {
+    /// All, PBT first.
+    pub const ALL: [Method; 5] = [
+        Method::Pbt,
+        Method::Random,
+        Method::Grid,
+        Method::ExploreOnly,
+        Method::ExploitOnly,
+    ];
+
+    /// The name on the command line and in tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Pbt => "pbt",
+            Method::ExploreOnly => "explore-only",
+            Method::ExploitOnly => "exploit-only",
+            Method::Random => "random",
+            Method::Grid => "grid",
+        }
+    }
+
+    fn variant_and_initial(self) -> (&'static str, &'static str) {
+        match self {
+            Method::Pbt => ("pbt", "prior"),
+            Method::ExploreOnly => ("explore-only", "prior"),
+            Method::ExploitOnly => ("exploit-only", "prior"),
+            Method::Random => ("frozen", "prior"),
+            Method::Grid => ("frozen", "grid"),
+        }
+    }
+}
+
+impl Task {
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Mnist1d => "mnist1d",
+            Task::Digits => "digits",
+            Task::Tsp => "tsp",
+        }
+    }
+
+    /// Default population, steps per member, and ready interval.
+    pub fn defaults(self) -> (usize, u64, u64) {
+        match self {
+            Task::Mnist1d => (12, 150, 10),
+            Task::Digits => (12, 60, 5),
+            Task::Tsp => (12, 60, 5),
+        }
+    }
+
+    fn metric(self) -> (&'static str, &'static str) {
+        match self {
+            Task::Mnist1d | Task::Digits => ("val_accuracy", "max"),
+            Task::Tsp => ("tour_length", "min"),
+        }
+    }
+
+    fn space(self) -> &'static str {
+        match self {
+            Task::Mnist1d | Task::Digits => {
+                r#"[space.lr]
+type = "float"
+low = 0.001
+high = 0.3
+log = true
+
+[space.momentum]
+type = "float"
+low = 0.5
+high = 0.99
+
+[space.weight_decay]
+type = "float"
+low = 1e-6
+high = 1e-2
+log = true
+
+[space.dropout]
+type = "float"
+low = 0.0
+high = 0.5
+
+[space.batch_size]
+type = "ordered"
+values = [16, 32, 64, 128]
+"#
+            }
+            Task::Tsp => {
+                r#"[space.temperature]
+type = "float"
+low = 1e-4
+high = 0.3
+log = true
+
+[space.two_opt]
+type = "float"
+low = 0.0
+high = 1.0
+"#
+            }
+        }
+    }
+}
+
+/// One run's settings.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    pub task: Task,
+    pub method: Method,
+    pub population: usize,
+    pub steps: u64,
+    pub interval: u64,
+    pub seed: u64,
+    pub slots: usize,
+    pub synchronous: bool,
+}
+
+impl Setup {
+    /// The experiment file for this run; `exe` is this binary (the external trainable that
+    /// `poptune replay` and `poptune resume` start).
+    pub fn experiment_toml(&self, exe: &Path) -> String {
+        let (metric, mode) = self.task.metric();
+        let (variant, initial) = self.method.variant_and_initial();
+        let command = serde_json::json!([
+            exe.display().to_string(),
+            "serve",
+            self.task.name(),
+            "--seed",
+            self.seed.to_string()
+        ]);
+        format!(
+            r#"# Written by `poptune-burn tune`; `poptune run` on this file trains the same experiment
+# with the trainable as an external process.
+name = "{task}-{method}-s{seed}"
+metric = "{metric}"
+mode = "{mode}"
+population = {population}
+seed = {seed}
+slots = {slots}
+initial = "{initial}"
+directory = "."
+
+[policy]
+interval = {interval}
+sync = "{sync}"
+variant = "{variant}"
+
+[policy.exploit]
+strategy = "truncation"
+fraction = 0.25
+
+[policy.explore]
+method = "perturb"
+factors = [0.8, 1.2]
+resample_probability = 0.25
+
+{space}
+[stop]
+steps = {steps}
+
+[trainable]
+command = {command}
+step_timeout = 600
+max_failures = 3
+"#,
+            task = self.task.name(),
+            method = self.method.name(),
+            seed = self.seed,
+            population = self.population,
+            slots = self.slots,
+            interval = self.interval,
+            sync = if self.synchronous {
+                "synchronous"
+            } else {
+                "asynchronous"
+            },
+            space = self.task.space(),
+            steps = self.steps,
+        )
+    }
+}
+
+/// A member's model seed: a function of the experiment seed and the member alone.
+pub fn member_seed(seed: u64, member: usize) -> u64 {
+    seed.wrapping_mul(10_007).wrapping_add(member as u64)
+}
+
+fn cnn_trainer(data: Arc<Dataset>, seed: u64) -> BurnTrainer<Cnn1d> {
+    let config = TrainerConfig {
+        examples_per_step: 1024,
+        defaults: poptune::Hyperparams::new(),
+    };
+    let d = data.train.d;
+    BurnTrainer::new(data, config, seed, move |dev| Cnn1d::new(d, 32, 10, dev))
+}
+
+fn mlp_trainer(data: Arc<Dataset>, seed: u64) -> BurnTrainer<Mlp> {
+    let config = TrainerConfig {
+        examples_per_step: 512,
+        defaults: poptune::Hyperparams::new(),
+    };
+    let d = data.train.d;
+    BurnTrainer::new(data, config, seed, move |dev| Mlp::new(d, 128, 10, dev))
+}
+
+/// The fixed TSP instance: 100 cities.
+pub fn tsp_instance() -> Arc<Instance> {
+    Arc::new(Instance::random(100, 2017))
+}
+
+fn annealer(inst: Arc<Instance>, seed: u64) -> Annealer {
+    Annealer::new(inst, seed, 2000)
+}
+
+/// What a finished run reports, also written to `result.json` in its directory.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunResult {
+    pub task: Task,
+    pub method: Method,
+    pub seed: u64,
+    pub best_member: usize,
+    /// The best member's score (validation accuracy, or tour length).
+    pub score: f64,
+    /// Test accuracy of the best member (classification only), computed once, here.
+    pub test_accuracy: Option<f64>,
+    /// Wall time of this invocation's training, seconds.
+    pub wall_seconds: f64,
+    /// Seconds inside training steps, all slots together.
+    pub step_seconds: f64,
+    pub slots: usize,
+}
+
+impl RunResult {
+    /// The share of slot time spent outside training steps.
+    pub fn overhead(&self) -> f64 {
+        1.0 - self.step_seconds / (self.wall_seconds * self.slots as f64)
+    }
+}
+
+/// Runs (or continues) `setup` in `dir`, then evaluates the best member.
+pub fn tune(setup: &Setup, dir: &Path, quiet: bool) -> Result<RunResult, CliError> {
+    let exe = std::env::current_exe().context("cannot locate this program")?;
+    tune_with(setup, dir, quiet, &exe)
+}
+
+/// [`tune`], with `exe` as the `poptune-burn` program that the experiment file names for
+/// `poptune replay` and `poptune resume`.
+pub fn tune_with(
+    setup: &Setup,
+    dir: &Path,
+    quiet: bool,
+    exe: &Path,
+) -> Result<RunResult, CliError> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let file = dir.join("experiment.toml");
+    let text = setup.experiment_toml(exe);
+    let def = poptune_cli::config::parse(&file, &text).map_err(CliError::usage)?;
+    let (store, resumed) = durable::create_or_open(&def)?;
+    std::fs::write(&file, &text).with_context(|| format!("cannot write {}", file.display()))?;
+    let progress = !quiet && std::io::stderr().is_terminal();
+    if !quiet {
+        eprintln!(
+            "{} {} with {} on {} members × {} steps, {} slots, in {}",
+            if resumed { "resuming" } else { "tuning" },
+            setup.task.name(),
+            setup.method.name(),
+            setup.population,
+            setup.steps,
+            setup.slots,
+            dir.display()
+        );
+    }
+    let seed = setup.seed;
+    let began = Instant::now();
+    match setup.task {
+        Task::Mnist1d | Task::Digits => {
+            let which = if setup.task == Task::Mnist1d {
+                Which::Mnist1d
+            } else {
+                Which::Digits
+            };
+            let data = which.load().map_err(|e| anyhow!("{e:#}"))?;
+            if setup.task == Task::Mnist1d {
+                let make = |m| cnn_trainer(Arc::clone(&data), member_seed(seed, m));
+                let workers = InProcess::new(make);
+                durable::run(&def, store, &workers, progress)?;
+                let step_seconds = workers.step_seconds();
+                finish(setup, dir, &def, began, step_seconds, make, Some(&data))
+            } else {
+                let make = |m| mlp_trainer(Arc::clone(&data), member_seed(seed, m));
+                let workers = InProcess::new(make);
+                durable::run(&def, store, &workers, progress)?;
+                let step_seconds = workers.step_seconds();
+                finish(setup, dir, &def, began, step_seconds, make, Some(&data))
+            }
+        }
+        Task::Tsp => {
+            let inst = tsp_instance();
+            let make = |m| annealer(Arc::clone(&inst), member_seed(seed, m));
+            let workers = InProcess::new(make);
+            durable::run(&def, store, &workers, progress)?;
+            let step_seconds = workers.step_seconds();
+            finish(setup, dir, &def, began, step_seconds, make, None)
+        }
+    }
+}
+
+/// Something whose test accuracy can be measured.
+trait Evaluate {
+    fn test_accuracy(&self, data: &Dataset) -> f64;
+}
+
+impl<M: Classifier> Evaluate for BurnTrainer<M> {
+    fn test_accuracy(&self, data: &Dataset) -> f64 {
+        self.accuracy(&data.test)
+    }
+}
+
+impl Evaluate for Annealer {
+    fn test_accuracy(&self, _: &Dataset) -> f64 {
+        f64::NAN
+    }
+}
+
+fn finish<T: Persist + Evaluate>(
+    setup: &Setup,
+    dir: &Path,
+    def: &poptune_cli::config::ExperimentDef,
+    began: Instant,
+    step_seconds: f64,
+    make: impl Fn(usize) -> T,
+    data: Option<&Dataset>,
+) -> Result<RunResult, CliError> {
+    let wall_seconds = began.elapsed().as_secs_f64();
+    let (store, _) = durable::open_dir(dir)?;
+    let members = store.members()?;
+    let best = members
+        .iter()
+        .filter(|m| m.score.is_some() && m.checkpoint.is_some())
+        .max_by(|a, b| {
+            let k = |m: &poptune_store::MemberRow| {
+                m.score.map_or(f64::NEG_INFINITY, |s| def.mode.key(s))
+            };
+            k(a).total_cmp(&k(b)).then(b.id.cmp(&a.id))
+        })
+        .ok_or_else(|| anyhow!("no member has a checkpoint yet"))?;
+    let ckpt = best
+        .checkpoint
+        .as_ref()
+        .map(|c| dir.join(CKPT_DIR).join(c))
+        .ok_or_else(|| anyhow!("the best member has no checkpoint"))?;
+    let mut t = make(best.id);
+    let state = t
+        .load_state(&ckpt)
+        .with_context(|| format!("cannot load the best checkpoint {}", ckpt.display()))?;
+    t.restore(&state);
+    let test_accuracy = data.map(|d| t.test_accuracy(d));
+    let result = RunResult {
+        task: setup.task,
+        method: setup.method,
+        seed: setup.seed,
+        best_member: best.id,
+        score: best.score.unwrap_or(f64::NAN),
+        test_accuracy,
+        wall_seconds,
+        step_seconds,
+        slots: setup.slots,
+    };
+    let json = serde_json::to_string_pretty(&result)?;
+    std::fs::write(dir.join("result.json"), json)
+        .with_context(|| format!("cannot write {}", dir.join("result.json").display()))?;
+    Ok(result)
+}
+
+/// Serves a task's trainable over the protocol on stdin/stdout (`docs/protocol.md`).
+pub fn serve(task: Task, seed: u64) -> anyhow::Result<()> {
+    match task {
+        Task::Mnist1d => {
+            let data = Which::Mnist1d.load()?;
+            poptune_cli::serve::serve_stdio(|m| {
+                cnn_trainer(Arc::clone(&data), member_seed(seed, m))
+            })?
+        }
+        Task::Digits => {
+            let data = Which::Digits.load()?;
+            poptune_cli::serve::serve_stdio(|m| {
+                mlp_trainer(Arc::clone(&data), member_seed(seed, m))
+            })?
+        }
+        Task::Tsp => {
+            let inst = tsp_instance();
+            poptune_cli::serve::serve_stdio(|m| annealer(Arc::clone(&inst), member_seed(seed, m)))?
+        }
+    }
+    Ok(())
+}
+
+/// The default directory of a run.
+pub fn default_dir(setup: &Setup) -> PathBuf {
+    PathBuf::from("results").join(format!(
+        "{}-{}-s{}",
+        setup.task.name(),
+        setup.method.name(),
+        setup.seed
+    ))
+}

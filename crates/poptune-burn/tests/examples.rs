@@ -1,0 +1,113 @@
+//! The examples end to end (run in release: `cargo test --release`).
+
+use std::path::Path;
+
+use poptune_burn::tasks::{self, Method, Setup, Task};
+use poptune_cli::commands::{run, RunArgs};
+use poptune_cli::durable;
+use poptune_store::Store;
+
+fn setup(task: Task, method: Method, synchronous: bool) -> Setup {
+    Setup {
+        task,
+        method,
+        population: 4,
+        steps: 6,
+        interval: 2,
+        seed: 3,
+        slots: 2,
+        synchronous,
+    }
+}
+
+fn steps_of(dir: &Path) -> Vec<(usize, u64, f64)> {
+    let (store, _) = durable::open_dir(dir).unwrap();
+    let mut s: Vec<(usize, u64, f64)> = store
+        .steps()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.member, r.step, r.score))
+        .collect();
+    s.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    s
+}
+
+#[test]
+fn in_process_and_external_process_runs_are_identical() {
+    let exe = Path::new(env!("CARGO_BIN_EXE_poptune-burn"));
+    let tmp = tempfile::tempdir().unwrap();
+    let s = setup(Task::Digits, Method::Pbt, true);
+    let a = tmp.path().join("inprocess");
+    let r = tasks::tune_with(&s, &a, true, exe).unwrap();
+    assert!(r.score > 0.5, "validation accuracy {}", r.score);
+    let test = r.test_accuracy.unwrap();
+    assert!((0.5..=1.0).contains(&test), "test accuracy {test}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(a.join("result.json")).unwrap()).unwrap();
+    assert_eq!(json["best_member"], r.best_member);
+
+    // The same experiment, with the trainable as an external process (`serve`).
+    let b = tmp.path().join("external");
+    std::fs::create_dir_all(&b).unwrap();
+    std::fs::write(b.join("experiment.toml"), s.experiment_toml(exe)).unwrap();
+    run(&RunArgs {
+        file: b.join("experiment.toml"),
+        quiet: true,
+    })
+    .unwrap();
+    let (sa, sb) = (steps_of(&a), steps_of(&b));
+    assert_eq!(sa.len(), 4 * 6);
+    for (x, y) in sa.iter().zip(&sb) {
+        assert_eq!(x, y, "in-process {x:?}, external {y:?}");
+    }
+    let (store_a, _) = durable::open_dir(&a).unwrap();
+    let (store_b, _) = durable::open_dir(&b).unwrap();
+    assert_eq!(store_a.events().unwrap(), store_b.events().unwrap());
+    assert!(!store_a.events().unwrap().is_empty());
+
+    // Running it again continues the finished experiment: nothing new is trained.
+    let again = tasks::tune_with(&s, &a, true, exe).unwrap();
+    assert_eq!(again.best_member, r.best_member);
+    assert_eq!(steps_of(&a), sa);
+}
+
+#[test]
+fn baselines_change_nothing_and_grid_starts_on_a_grid() {
+    let exe = Path::new(env!("CARGO_BIN_EXE_poptune-burn"));
+    let tmp = tempfile::tempdir().unwrap();
+    for method in [Method::Random, Method::Grid] {
+        let dir = tmp.path().join(method.name());
+        tasks::tune_with(&setup(Task::Tsp, method, false), &dir, true, exe).unwrap();
+        let (store, _) = durable::open_dir(&dir).unwrap();
+        assert!(
+            store.events().unwrap().is_empty(),
+            "{method:?} changed hyperparameters"
+        );
+    }
+    let (store, def) = durable::open_dir(&tmp.path().join("grid")).unwrap();
+    let members = store.members().unwrap();
+    let two_opt: Vec<f64> = members
+        .iter()
+        .map(|m| m.h.f64("two_opt").unwrap())
+        .collect();
+    assert_eq!(def.initial, poptune_cli::config::InitialKind::Grid);
+    let mut sorted = two_opt.clone();
+    sorted.sort_by(f64::total_cmp);
+    // Two values per dimension for 4 members over 2 dimensions: the cells' centres.
+    assert_eq!(sorted, [0.25, 0.25, 0.75, 0.75], "{two_opt:?}");
+}
+
+#[test]
+fn annealing_shortens_tours_and_pbt_exploits() {
+    let exe = Path::new(env!("CARGO_BIN_EXE_poptune-burn"));
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = setup(Task::Tsp, Method::Pbt, true);
+    s.steps = 20;
+    let r = tasks::tune_with(&s, tmp.path(), true, exe).unwrap();
+    // A random tour of 100 cities in the unit square is about 52 long; annealing gets far
+    // below that.
+    assert!(r.score < 15.0, "tour length {}", r.score);
+    assert!(r.test_accuracy.is_none());
+    let (store, _) = durable::open_dir(tmp.path()).unwrap();
+    assert!(store.events().unwrap().iter().any(|e| e.donor.is_some()));
+}
