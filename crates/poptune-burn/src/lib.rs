@@ -10,6 +10,7 @@
 
 pub mod data;
 pub mod model;
+pub mod schedules;
 pub mod tasks;
 pub mod trainer;
 pub mod tsp;

@@ -34,7 +34,7 @@ struct Shape {
     /// Members (default: the task's, 12).
     #[arg(long)]
     population: Option<usize>,
-    /// Steps each member trains (default: the task's: mnist1d 150, digits 60, tsp 60).
+    /// Steps each member trains (default: the task's: mnist1d 150, digits 60, tsp 100).
     #[arg(long)]
     steps: Option<u64>,
     /// Steps between ready points (default: mnist1d 10, digits 5, tsp 5).
@@ -231,6 +231,21 @@ fn compare(args: &CompareArgs) -> Result<(), CliError> {
             ));
         }
     }
+    let param = if classify { "lr" } else { "temperature" };
+    let runs: Vec<(String, PathBuf)> = (1..=args.seeds)
+        .map(|seed| (format!("seed {seed}"), base.join(format!("pbt-s{seed}"))))
+        .collect();
+    let plot = base.join(format!("{param}-schedules"));
+    poptune_burn::schedules::plot(
+        &runs,
+        param,
+        &format!(
+            "{}: {param} schedule of PBT's best member, per seed",
+            args.task.name()
+        ),
+        &plot,
+    )?;
+    println!("schedules: {}.png (.svg)", plot.display());
     let path = base.join("table.md");
     std::fs::write(&path, &table)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;

@@ -29,7 +29,7 @@ pub enum Task {
     Mnist1d,
     /// An MLP on UCI digits (validation accuracy).
     Digits,
-    /// Simulated annealing on a 100-city travelling-salesman instance (tour length).
+    /// Simulated annealing on a 200-city travelling-salesman instance (tour length).
     Tsp,
 }
 
@@ -91,7 +91,7 @@ impl Task {
         match self {
             Task::Mnist1d => (12, 150, 10),
             Task::Digits => (12, 60, 5),
-            Task::Tsp => (12, 60, 5),
+            Task::Tsp => (12, 100, 5),
         }
     }
 
@@ -250,13 +250,13 @@ fn mlp_trainer(data: Arc<Dataset>, seed: u64) -> BurnTrainer<Mlp> {
     BurnTrainer::new(data, config, seed, move |dev| Mlp::new(d, 128, 10, dev))
 }
 
-/// The fixed TSP instance: 100 cities.
+/// The fixed TSP instance: 200 cities.
 pub fn tsp_instance() -> Arc<Instance> {
-    Arc::new(Instance::random(100, 2017))
+    Arc::new(Instance::random(200, 2017))
 }
 
 fn annealer(inst: Arc<Instance>, seed: u64) -> Annealer {
-    Annealer::new(inst, seed, 2000)
+    Annealer::new(inst, seed, 1000)
 }
 
 /// What a finished run reports, also written to `result.json` in its directory.

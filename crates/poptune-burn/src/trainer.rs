@@ -176,7 +176,7 @@ impl<M: Classifier> Trainable for BurnTrainer<M> {
         let weight_decay = self.get(h, "weight_decay")?;
         let p = self.get(h, "dropout")?;
         let batch = self.get(h, "batch_size")? as usize;
-        if !(0.0..1.0).contains(&p) || batch == 0 || !(lr > 0.0) {
+        if !(0.0..1.0).contains(&p) || batch == 0 || lr.is_nan() || lr <= 0.0 {
             return Err(TrainableError::new(format!(
                 "bad hyperparameters: lr {lr} must be > 0, dropout {p} in [0, 1), batch_size {batch} >= 1"
             )));

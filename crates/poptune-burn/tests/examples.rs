@@ -28,7 +28,7 @@ fn steps_of(dir: &Path) -> Vec<(usize, u64, f64)> {
         .into_iter()
         .map(|r| (r.member, r.step, r.score))
         .collect();
-    s.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    s.sort_by_key(|a| (a.0, a.1));
     s
 }
 
@@ -104,9 +104,10 @@ fn annealing_shortens_tours_and_pbt_exploits() {
     let mut s = setup(Task::Tsp, Method::Pbt, true);
     s.steps = 20;
     let r = tasks::tune_with(&s, tmp.path(), true, exe).unwrap();
-    // A random tour of 100 cities in the unit square is about 52 long; annealing gets far
-    // below that.
-    assert!(r.score < 15.0, "tour length {}", r.score);
+    // Annealing gets far below a random tour (about 104 long for 200 cities).
+    let random = poptune_burn::tsp::Annealer::new(tasks::tsp_instance(), 1, 1).length();
+    assert!(random > 80.0, "a random tour is {random} long");
+    assert!(r.score < 0.4 * random, "tour length {} vs random {random}", r.score);
     assert!(r.test_accuracy.is_none());
     let (store, _) = durable::open_dir(tmp.path()).unwrap();
     assert!(store.events().unwrap().iter().any(|e| e.donor.is_some()));

@@ -31,11 +31,14 @@ pub trait Persist: Trainable {
     fn load_state(&self, dir: &Path) -> std::io::Result<Self::State>;
 }
 
+/// A member's newest state and its checkpoint's name.
+type Cached<T> = (String, Arc<<T as Trainable>::State>);
+
 /// Workers that train `T` in-process; `factory(member)` makes a member's fresh trainable.
 pub struct InProcess<T: Trainable, F> {
     factory: F,
     /// Each member's newest state, by checkpoint name.
-    cache: Mutex<HashMap<usize, (String, Arc<T::State>)>>,
+    cache: Mutex<HashMap<usize, Cached<T>>>,
     /// Nanoseconds spent inside `Trainable::step`, all slots together.
     busy: AtomicU64,
 }

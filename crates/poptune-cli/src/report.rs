@@ -335,6 +335,18 @@ where
                     }
                     lines.push(pts);
                 }
+                // The best member's schedule, followed back through its donors: the
+                // hyperparameters that produced its final state, by steps of training.
+                let sched = schedule(d.initial, d.events, d.best, d.best_step);
+                let mut best_line = Vec::new();
+                for seg in &sched.segments {
+                    if let Some(v) = value(&seg.h) {
+                        best_line.push((seg.start as f64, v));
+                        best_line.push((seg.end as f64, v));
+                        lo = lo.min(v);
+                        hi = hi.max(v);
+                    }
+                }
                 if !lo.is_finite() {
                     continue;
                 }
@@ -346,7 +358,10 @@ where
                 };
                 let mut chart = ChartBuilder::on(area)
                     .caption(
-                        format!("{name} schedules (thick: member {})", d.best),
+                        format!(
+                            "{name} of every member (thin) and the schedule of the best, member {} (thick black)",
+                            d.best
+                        ),
                         ("sans-serif", 18),
                     )
                     .margin(8)
@@ -361,11 +376,13 @@ where
                     .draw()
                     .map_err(err)?;
                 for (m, pts) in lines.into_iter().enumerate() {
-                    let width = if m == d.best { 3 } else { 1 };
                     chart
-                        .draw_series(LineSeries::new(pts, colour(m).stroke_width(width)))
+                        .draw_series(LineSeries::new(pts, colour(m).stroke_width(1)))
                         .map_err(err)?;
                 }
+                chart
+                    .draw_series(LineSeries::new(best_line, BLACK.stroke_width(3)))
+                    .map_err(err)?;
             }
         }
         Figure::Lineage => {
