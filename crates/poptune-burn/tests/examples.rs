@@ -107,7 +107,11 @@ fn annealing_shortens_tours_and_pbt_exploits() {
     // Annealing gets far below a random tour (about 104 long for 200 cities).
     let random = poptune_burn::tsp::Annealer::new(tasks::tsp_instance(), 1, 1).length();
     assert!(random > 80.0, "a random tour is {random} long");
-    assert!(r.score < 0.4 * random, "tour length {} vs random {random}", r.score);
+    assert!(
+        r.score < 0.4 * random,
+        "tour length {} vs random {random}",
+        r.score
+    );
     assert!(r.test_accuracy.is_none());
     let (store, _) = durable::open_dir(tmp.path()).unwrap();
     assert!(store.events().unwrap().iter().any(|e| e.donor.is_some()));

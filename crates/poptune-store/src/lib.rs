@@ -6,6 +6,8 @@
 //! embedded backend.
 
 pub mod checkpoint;
+#[doc(hidden)]
+pub mod contract;
 mod sqlite;
 
 use poptune::{Event, Hyperparams};
@@ -36,6 +38,14 @@ pub enum StoreError {
         path: String,
         /// The error.
         source: std::io::Error,
+    },
+    /// A database server (PostgreSQL) failed or refused.
+    #[error("database {location}: {message}")]
+    Server {
+        /// Where (a URL without its password).
+        location: String,
+        /// What happened.
+        message: String,
     },
     /// Stored data is damaged.
     #[error("{path} is damaged: {reason}")]
@@ -135,6 +145,23 @@ pub struct Commit {
     pub status: Option<String>,
     /// Wall-clock seconds to add to the experiment's running time.
     pub elapsed: f64,
+}
+
+/// Step metrics as JSON; a NaN or infinite value is written as `null` (JSON has no NaN).
+pub fn metrics_json(metrics: &[(String, f64)]) -> String {
+    let v: Vec<(&str, Option<f64>)> = metrics
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.is_finite().then_some(*v)))
+        .collect();
+    serde_json::to_string(&v).unwrap_or_else(|_| "[]".to_string())
+}
+
+/// Reads what [`metrics_json`] wrote; `null` comes back as NaN.
+pub fn metrics_from_json(text: &str) -> Result<Vec<(String, f64)>, serde_json::Error> {
+    let v: Vec<(String, Option<f64>)> = serde_json::from_str(text)?;
+    Ok(v.into_iter()
+        .map(|(k, v)| (k, v.unwrap_or(f64::NAN)))
+        .collect())
 }
 
 impl StoreError {

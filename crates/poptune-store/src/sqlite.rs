@@ -222,7 +222,7 @@ impl Store for SqliteStore {
                     s.member as i64,
                     s.step as i64,
                     s.score,
-                    json(&s.metrics)
+                    crate::metrics_json(&s.metrics)
                 ])
                 .map_err(&db)?;
             }
@@ -288,8 +288,8 @@ impl Store for SqliteStore {
         let mut out = Vec::new();
         for row in rows {
             let (member, step, score, metrics) = row.map_err(self.db())?;
-            let metrics: Vec<(String, f64)> =
-                serde_json::from_str(&metrics).map_err(|e| self.corrupt("step metrics", e))?;
+            let metrics =
+                crate::metrics_from_json(&metrics).map_err(|e| self.corrupt("step metrics", e))?;
             out.push(StepRow {
                 member: member as usize,
                 step: step as u64,
@@ -384,62 +384,28 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
-    fn member(id: usize) -> MemberRow {
-        MemberRow {
-            id,
-            h: Hyperparams::new().with("lr", 0.1),
-            step: 0,
-            score: None,
-            recent: vec![],
-            checkpoint: None,
-            decisions: 0,
-            failures: 0,
-            done: false,
-        }
+    #[test]
+    fn keeps_the_store_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("experiment.db");
+        crate::contract::check("exp", &mut || {
+            Box::new(SqliteStore::open(&path).unwrap()) as Box<dyn Store>
+        });
     }
 
     #[test]
-    fn round_trip_and_atomic_commits() {
+    fn refuses_a_newer_schema() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("experiment.db");
-        let mut s = SqliteStore::open(&path).unwrap();
-        assert!(s.definition().unwrap().is_none());
-        s.create("x", "{}", &[member(0), member(1)]).unwrap();
-        let mut m0 = member(0);
-        m0.step = 5;
-        m0.score = Some(0.5);
-        m0.checkpoint = Some("m0-s5".into());
-        let c = Commit {
-            steps: (1..=5)
-                .map(|i| StepRow {
-                    member: 0,
-                    step: i,
-                    score: i as f64 / 10.0,
-                    metrics: vec![("loss".into(), 1.0)],
-                })
-                .collect(),
-            checkpoints: vec![CheckpointRow {
-                name: "m0-s5".into(),
-                member: 0,
-                step: 5,
-                checksum: "abc".into(),
-                score: 0.5,
-            }],
-            members: vec![m0.clone()],
-            elapsed: 1.5,
-            ..Commit::default()
-        };
-        s.commit(&c).unwrap();
-        // The same steps again are refused as a whole: nothing is counted twice.
-        let mut again = c.clone();
-        again.members[0].step = 99;
-        assert!(s.commit(&again).is_err());
-        drop(s);
-        let s = SqliteStore::open(&path).unwrap();
-        assert_eq!(s.definition().unwrap(), Some(("x".into(), "{}".into())));
-        assert_eq!(s.members().unwrap()[0], m0);
-        assert_eq!(s.steps().unwrap().len(), 5);
-        assert_eq!(s.checkpoints().unwrap().len(), 1);
-        assert_eq!(s.status().unwrap(), ("running".into(), 1.5));
+        drop(SqliteStore::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.execute(
+            "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let e = SqliteStore::open(&path).err().unwrap().to_string();
+        assert!(e.contains("schema version 99"), "{e}");
     }
 }

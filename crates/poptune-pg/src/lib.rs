@@ -1,0 +1,492 @@
+//! The PostgreSQL backend of poptune's [`Store`]: experiments live in one database that
+//! workers on any machine reach with a URL.
+//!
+//! One database holds any number of experiments (every table is keyed by the experiment's
+//! name). The schema is created and upgraded by versioned migrations ([`MIGRATIONS`]), applied
+//! under an advisory lock so that workers starting together do not race. Credentials come
+//! from the URL or the standard `PGUSER`, `PGPASSWORD`, `PGHOST`, `PGPORT` and `PGDATABASE`
+//! variables, and are never printed: errors name the server as `host:port/database`.
+
+use std::str::FromStr;
+
+use poptune::{Event, Hyperparams};
+use poptune_store::{
+    metrics_from_json, metrics_json, CheckpointRow, Commit, FaultRow, MemberRow, StepRow, Store,
+    StoreError,
+};
+use postgres::{Client, Config, NoTls, Transaction};
+
+/// The schema's migrations, in order: (version, SQL). A database at a higher version than the
+/// last one here was written by a newer poptune and is refused.
+pub const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    "CREATE TABLE poptune_experiments (
+        name TEXT PRIMARY KEY, definition TEXT NOT NULL, status TEXT NOT NULL,
+        elapsed DOUBLE PRECISION NOT NULL DEFAULT 0,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now());
+     CREATE TABLE poptune_members (
+        experiment TEXT NOT NULL REFERENCES poptune_experiments (name) ON DELETE CASCADE,
+        id INTEGER NOT NULL, h TEXT NOT NULL, step BIGINT NOT NULL,
+        score DOUBLE PRECISION, recent TEXT NOT NULL, checkpoint TEXT,
+        decisions BIGINT NOT NULL, failures INTEGER NOT NULL, done BOOLEAN NOT NULL,
+        lease_owner TEXT, lease_until TIMESTAMPTZ,
+        PRIMARY KEY (experiment, id));
+     CREATE TABLE poptune_steps (
+        experiment TEXT NOT NULL REFERENCES poptune_experiments (name) ON DELETE CASCADE,
+        member INTEGER NOT NULL, step BIGINT NOT NULL, score DOUBLE PRECISION NOT NULL,
+        metrics TEXT NOT NULL,
+        PRIMARY KEY (experiment, member, step));
+     CREATE TABLE poptune_events (
+        experiment TEXT NOT NULL REFERENCES poptune_experiments (name) ON DELETE CASCADE,
+        id BIGSERIAL PRIMARY KEY, body TEXT NOT NULL);
+     CREATE INDEX poptune_events_experiment ON poptune_events (experiment, id);
+     CREATE TABLE poptune_checkpoints (
+        experiment TEXT NOT NULL REFERENCES poptune_experiments (name) ON DELETE CASCADE,
+        name TEXT NOT NULL, member INTEGER NOT NULL, step BIGINT NOT NULL,
+        checksum TEXT NOT NULL, score DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (experiment, name));
+     CREATE TABLE poptune_faults (
+        experiment TEXT NOT NULL REFERENCES poptune_experiments (name) ON DELETE CASCADE,
+        id BIGSERIAL PRIMARY KEY, member INTEGER NOT NULL, step BIGINT NOT NULL,
+        kind TEXT NOT NULL, message TEXT NOT NULL, stderr TEXT NOT NULL);",
+)];
+
+/// The advisory lock key that serialises migrations.
+const MIGRATION_LOCK: i64 = 0x706f_7074_756e_65;
+
+/// One experiment in a PostgreSQL database.
+pub struct PostgresStore {
+    /// Queries need `&mut Client`; the store's readers take `&self`.
+    client: std::sync::Mutex<Client>,
+    experiment: String,
+    location: String,
+}
+
+/// The connection settings of `url`, completed from the standard PG environment variables;
+/// and where it points, without credentials.
+pub fn config(url: &str) -> Result<(Config, String), StoreError> {
+    let mut cfg = Config::from_str(url).map_err(|e| StoreError::Server {
+        location: "(the --store URL)".into(),
+        message: format!(
+            "cannot read the URL: {e}; write it as postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
+        ),
+    })?;
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if cfg.get_hosts().is_empty() {
+        cfg.host(env("PGHOST").as_deref().unwrap_or("127.0.0.1"));
+    }
+    if cfg.get_ports().is_empty() {
+        if let Some(p) = env("PGPORT").and_then(|p| p.parse().ok()) {
+            cfg.port(p);
+        }
+    }
+    if cfg.get_user().is_none() {
+        cfg.user(env("PGUSER").as_deref().unwrap_or("postgres"));
+    }
+    if cfg.get_password().is_none() {
+        if let Some(p) = env("PGPASSWORD") {
+            cfg.password(p);
+        }
+    }
+    if cfg.get_dbname().is_none() {
+        if let Some(d) = env("PGDATABASE") {
+            cfg.dbname(&d);
+        }
+    }
+    let host = match cfg.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "?".into(),
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    let db = cfg
+        .get_dbname()
+        .or(cfg.get_user())
+        .unwrap_or("postgres")
+        .to_string();
+    Ok((cfg, format!("{host}:{port}/{db}")))
+}
+
+fn server(location: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Server {
+        location: location.to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".to_string())
+}
+
+/// Brings the schema to the latest version; returns the version it found.
+pub fn migrate(client: &mut Client, location: &str) -> Result<i32, StoreError> {
+    let db = |e| server(location, e);
+    let mut tx = client.transaction().map_err(db)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .map_err(db)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS poptune_schema (
+            version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    )
+    .map_err(db)?;
+    let found: i32 = tx
+        .query_one("SELECT COALESCE(MAX(version), 0) FROM poptune_schema", &[])
+        .map_err(db)?
+        .get(0);
+    let latest = MIGRATIONS.last().map_or(0, |m| m.0);
+    if found > latest {
+        return Err(StoreError::Mismatch(format!(
+            "{location}: the poptune schema is at version {found}, written by a newer poptune; \
+             this one knows versions up to {latest}: upgrade poptune"
+        )));
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > found) {
+        tx.batch_execute(sql).map_err(db)?;
+        tx.execute(
+            "INSERT INTO poptune_schema (version) VALUES ($1)",
+            &[version],
+        )
+        .map_err(db)?;
+    }
+    tx.commit().map_err(db)?;
+    Ok(found)
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (migrating its schema if needed), for experiment
+    /// `experiment`.
+    pub fn open(url: &str, experiment: &str) -> Result<Self, StoreError> {
+        let (cfg, location) = config(url)?;
+        let mut client = cfg.connect(NoTls).map_err(|e| {
+            server(
+                &location,
+                format!("cannot connect: {e}; check that the server runs and the URL or PGUSER/PGPASSWORD are right"),
+            )
+        })?;
+        migrate(&mut client, &location)?;
+        Ok(PostgresStore {
+            client: std::sync::Mutex::new(client),
+            experiment: experiment.to_string(),
+            location,
+        })
+    }
+
+    /// Where the store is (`host:port/database`), without credentials.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn client(&mut self) -> &mut Client {
+        self.client.get_mut().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs a query with the client and this store's experiment name.
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&mut Client, &str) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let mut c = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut c, &self.experiment).map_err(|e| server(&self.location, e))
+    }
+
+    fn corrupt(&self, what: &str, e: impl std::fmt::Display) -> StoreError {
+        StoreError::Corrupt {
+            path: format!("{} experiment {}", self.location, self.experiment),
+            reason: format!("{what}: {e}"),
+        }
+    }
+
+    /// Deletes the experiment and everything recorded for it.
+    pub fn delete(&mut self) -> Result<(), StoreError> {
+        let loc = self.location.clone();
+        let exp = self.experiment.clone();
+        self.client()
+            .execute("DELETE FROM poptune_experiments WHERE name = $1", &[&exp])
+            .map_err(|e| server(&loc, e))?;
+        Ok(())
+    }
+}
+
+fn write_member(
+    tx: &mut Transaction<'_>,
+    exp: &str,
+    m: &MemberRow,
+) -> Result<u64, postgres::Error> {
+    tx.execute(
+        "INSERT INTO poptune_members
+            (experiment, id, h, step, score, recent, checkpoint, decisions, failures, done)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (experiment, id) DO UPDATE SET h = EXCLUDED.h, step = EXCLUDED.step,
+            score = EXCLUDED.score, recent = EXCLUDED.recent, checkpoint = EXCLUDED.checkpoint,
+            decisions = EXCLUDED.decisions, failures = EXCLUDED.failures, done = EXCLUDED.done",
+        &[
+            &exp,
+            &(m.id as i32),
+            &json(&m.h),
+            &(m.step as i64),
+            &m.score,
+            &json(&m.recent),
+            &m.checkpoint,
+            &(m.decisions as i64),
+            &(m.failures as i32),
+            &m.done,
+        ],
+    )
+}
+
+impl Store for PostgresStore {
+    fn create(
+        &mut self,
+        name: &str,
+        definition: &str,
+        members: &[MemberRow],
+    ) -> Result<(), StoreError> {
+        if name != self.experiment {
+            return Err(StoreError::Mismatch(format!(
+                "this store was opened for experiment `{}`, not `{name}`",
+                self.experiment
+            )));
+        }
+        let loc = self.location.clone();
+        let db = |e| server(&loc, e);
+        let mut tx = self.client().transaction().map_err(db)?;
+        tx.execute(
+            "INSERT INTO poptune_experiments (name, definition, status) VALUES ($1, $2, 'running')",
+            &[&name, &definition],
+        )
+        .map_err(|e| {
+            server(
+                &loc,
+                format!("cannot create experiment `{name}` (does it exist already?): {e}"),
+            )
+        })?;
+        for m in members {
+            write_member(&mut tx, name, m).map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    fn definition(&self) -> Result<Option<(String, String)>, StoreError> {
+        self.read(|c, exp| {
+            let row = c.query_opt(
+                "SELECT name, definition FROM poptune_experiments WHERE name = $1",
+                &[&exp],
+            )?;
+            Ok(row.map(|r| (r.get(0), r.get(1))))
+        })
+    }
+
+    fn members(&self) -> Result<Vec<MemberRow>, StoreError> {
+        let rows = self.read(|c, exp| {
+            c.query(
+                "SELECT id, h, step, score, recent, checkpoint, decisions, failures, done
+                 FROM poptune_members WHERE experiment = $1 ORDER BY id",
+                &[&exp],
+            )
+        })?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let h: String = r.get(1);
+            let recent: String = r.get(4);
+            out.push(MemberRow {
+                id: r.get::<_, i32>(0) as usize,
+                h: serde_json::from_str::<Hyperparams>(&h)
+                    .map_err(|e| self.corrupt("member hyperparameters", e))?,
+                step: r.get::<_, i64>(2) as u64,
+                score: r.get(3),
+                recent: serde_json::from_str(&recent)
+                    .map_err(|e| self.corrupt("member scores", e))?,
+                checkpoint: r.get(5),
+                decisions: r.get::<_, i64>(6) as u64,
+                failures: r.get::<_, i32>(7) as u32,
+                done: r.get(8),
+            });
+        }
+        Ok(out)
+    }
+
+    fn commit(&mut self, c: &Commit) -> Result<(), StoreError> {
+        let loc = self.location.clone();
+        let exp = self.experiment.clone();
+        let db = |e| server(&loc, e);
+        let mut tx = self.client().transaction().map_err(db)?;
+        if !c.steps.is_empty() {
+            let ins = tx
+                .prepare(
+                    "INSERT INTO poptune_steps (experiment, member, step, score, metrics)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .map_err(db)?;
+            for s in &c.steps {
+                tx.execute(
+                    &ins,
+                    &[
+                        &exp,
+                        &(s.member as i32),
+                        &(s.step as i64),
+                        &s.score,
+                        &metrics_json(&s.metrics),
+                    ],
+                )
+                .map_err(db)?;
+            }
+        }
+        for k in &c.checkpoints {
+            tx.execute(
+                "INSERT INTO poptune_checkpoints (experiment, name, member, step, checksum, score)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (experiment, name) DO UPDATE SET member = EXCLUDED.member,
+                    step = EXCLUDED.step, checksum = EXCLUDED.checksum, score = EXCLUDED.score",
+                &[
+                    &exp,
+                    &k.name,
+                    &(k.member as i32),
+                    &(k.step as i64),
+                    &k.checksum,
+                    &k.score,
+                ],
+            )
+            .map_err(db)?;
+        }
+        for n in &c.forget {
+            tx.execute(
+                "DELETE FROM poptune_checkpoints WHERE experiment = $1 AND name = $2",
+                &[&exp, n],
+            )
+            .map_err(db)?;
+        }
+        for m in &c.members {
+            write_member(&mut tx, &exp, m).map_err(db)?;
+        }
+        for e in &c.events {
+            tx.execute(
+                "INSERT INTO poptune_events (experiment, body) VALUES ($1, $2)",
+                &[&exp, &json(e)],
+            )
+            .map_err(db)?;
+        }
+        for f in &c.faults {
+            tx.execute(
+                "INSERT INTO poptune_faults (experiment, member, step, kind, message, stderr)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    &exp,
+                    &(f.member as i32),
+                    &(f.step as i64),
+                    &f.kind,
+                    &f.message,
+                    &f.stderr,
+                ],
+            )
+            .map_err(db)?;
+        }
+        if let Some(s) = &c.status {
+            tx.execute(
+                "UPDATE poptune_experiments SET status = $2 WHERE name = $1",
+                &[&exp, s],
+            )
+            .map_err(db)?;
+        }
+        if c.elapsed > 0.0 {
+            tx.execute(
+                "UPDATE poptune_experiments SET elapsed = elapsed + $2 WHERE name = $1",
+                &[&exp, &c.elapsed],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    fn steps(&self) -> Result<Vec<StepRow>, StoreError> {
+        let rows = self.read(|c, exp| {
+            c.query(
+                "SELECT member, step, score, metrics FROM poptune_steps
+                 WHERE experiment = $1 ORDER BY member, step",
+                &[&exp],
+            )
+        })?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let metrics: String = r.get(3);
+            out.push(StepRow {
+                member: r.get::<_, i32>(0) as usize,
+                step: r.get::<_, i64>(1) as u64,
+                score: r.get(2),
+                metrics: metrics_from_json(&metrics)
+                    .map_err(|e| self.corrupt("step metrics", e))?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn events(&self) -> Result<Vec<Event>, StoreError> {
+        let rows = self.read(|c, exp| {
+            c.query(
+                "SELECT body FROM poptune_events WHERE experiment = $1 ORDER BY id",
+                &[&exp],
+            )
+        })?;
+        rows.iter()
+            .map(|r| {
+                serde_json::from_str(r.get::<_, &str>(0)).map_err(|e| self.corrupt("event", e))
+            })
+            .collect()
+    }
+
+    fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError> {
+        let rows = self.read(|c, exp| {
+            c.query(
+                "SELECT name, member, step, checksum, score FROM poptune_checkpoints
+                 WHERE experiment = $1 ORDER BY member, step",
+                &[&exp],
+            )
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| CheckpointRow {
+                name: r.get(0),
+                member: r.get::<_, i32>(1) as usize,
+                step: r.get::<_, i64>(2) as u64,
+                checksum: r.get(3),
+                score: r.get(4),
+            })
+            .collect())
+    }
+
+    fn forget_checkpoints(&mut self, names: &[String]) -> Result<(), StoreError> {
+        self.commit(&Commit {
+            forget: names.to_vec(),
+            ..Commit::default()
+        })
+    }
+
+    fn faults(&self) -> Result<Vec<FaultRow>, StoreError> {
+        let rows = self.read(|c, exp| {
+            c.query(
+                "SELECT member, step, kind, message, stderr FROM poptune_faults
+                 WHERE experiment = $1 ORDER BY id",
+                &[&exp],
+            )
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| FaultRow {
+                member: r.get::<_, i32>(0) as usize,
+                step: r.get::<_, i64>(1) as u64,
+                kind: r.get(2),
+                message: r.get(3),
+                stderr: r.get(4),
+            })
+            .collect())
+    }
+
+    fn status(&self) -> Result<(String, f64), StoreError> {
+        let row = self.read(|c, exp| {
+            c.query_opt(
+                "SELECT status, elapsed FROM poptune_experiments WHERE name = $1",
+                &[&exp],
+            )
+        })?;
+        Ok(row.map_or(("new".to_string(), 0.0), |r| (r.get(0), r.get(1))))
+    }
+}

@@ -1,0 +1,156 @@
+//! The contract every [`Store`] backend keeps, as one test run against each (SQLite here,
+//! PostgreSQL in `poptune-pg`). Not for use outside tests.
+
+use poptune::{Event, Hyperparams};
+
+use crate::{CheckpointRow, Commit, FaultRow, MemberRow, StepRow, Store};
+
+fn member(id: usize) -> MemberRow {
+    MemberRow {
+        id,
+        h: Hyperparams::new().with("lr", 0.1).with("batch", 32i64),
+        step: 0,
+        score: None,
+        recent: vec![],
+        checkpoint: None,
+        decisions: 0,
+        failures: 0,
+        done: false,
+    }
+}
+
+fn ckpt(name: &str, member: usize, step: u64) -> CheckpointRow {
+    CheckpointRow {
+        name: name.into(),
+        member,
+        step,
+        checksum: format!("sum-{name}"),
+        score: step as f64,
+    }
+}
+
+/// Runs the contract on experiment `name`; `open` returns the same (initially empty) store each
+/// time it is called, freshly opened. Panics on the first broken promise.
+pub fn check(name: &str, open: &mut dyn FnMut() -> Box<dyn Store>) {
+    let mut s = open();
+    assert!(
+        s.definition().unwrap().is_none(),
+        "a new store holds no experiment"
+    );
+    assert_eq!(s.status().unwrap().0, "new");
+    s.create(name, "{\"a\": 1}", &[member(0), member(1), member(2)])
+        .unwrap();
+    assert_eq!(
+        s.definition().unwrap(),
+        Some((name.to_string(), "{\"a\": 1}".into()))
+    );
+    assert_eq!(s.members().unwrap(), vec![member(0), member(1), member(2)]);
+    assert_eq!(s.status().unwrap(), ("running".into(), 0.0));
+
+    // A segment: steps (one metric NaN), a checkpoint, the member, an exploit, a fault.
+    let mut m0 = member(0);
+    m0.step = 5;
+    m0.score = Some(0.5);
+    m0.recent = vec![0.4, 0.5];
+    m0.checkpoint = Some("m0-s5".into());
+    m0.decisions = 1;
+    let event = Event {
+        seq: 0,
+        step: 5,
+        recipient: 1,
+        donor: Some(0),
+        donor_step: 5,
+        old_h: member(1).h,
+        new_h: Hyperparams::new().with("lr", 0.12).with("batch", 32i64),
+        recipient_score: f64::NAN,
+        donor_score: Some(0.5),
+    };
+    let c = Commit {
+        steps: (1..=5)
+            .map(|i| StepRow {
+                member: 0,
+                step: i,
+                score: i as f64 / 10.0,
+                metrics: vec![
+                    ("loss".into(), 1.0 / i as f64),
+                    ("grad".into(), if i == 3 { f64::NAN } else { 0.5 }),
+                ],
+            })
+            .collect(),
+        checkpoints: vec![ckpt("m0-s5", 0, 5), ckpt("m1-s5", 1, 5)],
+        members: vec![m0.clone()],
+        events: vec![event.clone()],
+        faults: vec![FaultRow {
+            member: 2,
+            step: 0,
+            kind: "crash".into(),
+            message: "exit status 1".into(),
+            stderr: "Traceback…\nValueError: ünïcode".into(),
+        }],
+        elapsed: 1.5,
+        ..Commit::default()
+    };
+    s.commit(&c).unwrap();
+
+    // The same steps again are refused as a whole: nothing is counted twice, nothing of the
+    // failed commit is kept.
+    let mut again = c.clone();
+    again.members[0].step = 99;
+    again.status = Some("broken".into());
+    assert!(
+        s.commit(&again).is_err(),
+        "a step recorded twice must be refused"
+    );
+
+    drop(s);
+    let mut s = open();
+    assert_eq!(s.members().unwrap()[0], m0);
+    let steps = s.steps().unwrap();
+    assert_eq!(steps.len(), 5);
+    assert_eq!(steps[0], c.steps[0]);
+    assert!(
+        steps[2].metrics[1].1.is_nan(),
+        "a NaN metric reads back as NaN"
+    );
+    assert_eq!(steps[4].score, 0.5);
+    let events = s.events().unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].new_h, event.new_h);
+    assert_eq!(events[0].donor, Some(0));
+    assert!(events[0].recipient_score.is_nan());
+    assert_eq!(s.faults().unwrap(), c.faults);
+    assert_eq!(s.checkpoints().unwrap(), c.checkpoints);
+    assert_eq!(s.status().unwrap(), ("running".into(), 1.5));
+
+    // Events keep their order; forgetting checkpoints; status and running time.
+    let later: Vec<Event> = (1..4)
+        .map(|i| Event {
+            seq: i,
+            step: 10 * i,
+            donor: None,
+            ..event.clone()
+        })
+        .collect();
+    s.commit(&Commit {
+        events: later.clone(),
+        checkpoints: vec![ckpt("m0-s10", 0, 10)],
+        forget: vec!["m0-s5".into()],
+        status: Some("finished".into()),
+        elapsed: 2.0,
+        ..Commit::default()
+    })
+    .unwrap();
+    let seqs: Vec<u64> = s.events().unwrap().iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [0, 1, 2, 3]);
+    let names: Vec<String> = s
+        .checkpoints()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, ["m0-s10", "m1-s5"]);
+    s.forget_checkpoints(&["m1-s5".into(), "unknown".into()])
+        .unwrap();
+    assert_eq!(s.checkpoints().unwrap().len(), 1);
+    assert_eq!(s.status().unwrap(), ("finished".into(), 3.5));
+}
