@@ -8,20 +8,20 @@
 //! its segment, so a resumed synchronous run makes exactly the decisions an uninterrupted one
 //! makes.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use poptune::policy::{rng_for, Stream};
-use poptune::{Decision, Event, Hyperparams, Population, SyncMode};
+use poptune::{Hyperparams, Population, SyncMode};
 use poptune_store::{
     CheckpointRow, Checkpoints, Commit, FaultRow, MemberRow, SqliteStore, StepRow, Store,
 };
 
 use crate::config::ExperimentDef;
+use crate::decisions::Book;
 use crate::external::{Fault, Step};
 use crate::worker::{Failure, SegmentRequest, Worker, Workers};
 use crate::CliError;
@@ -199,15 +199,7 @@ pub fn run(
             }
         }
     }
-    let window = def.policy.exploit.window();
-    let mut pop = Population::new(
-        def.mode,
-        members.iter().map(|m| m.h.clone()).collect(),
-        window,
-    );
-    for m in &members {
-        pop.set_state(m.id, m.step, m.score, &m.recent);
-    }
+    let pop = crate::decisions::population(def, &members);
     let events = store.events()?;
     let seq = events.len() as u64;
     let sync = def.policy.sync == SyncMode::Synchronous;
@@ -735,191 +727,69 @@ fn refill_round(shared: &Shared<'_>, st: &mut State) {
 
 /// Makes member `m`'s ready decision against the current population.
 fn decide(shared: &Shared<'_>, st: &mut State, m: usize, c: &mut Commit, seq: u64) {
-    let def = shared.def;
-    let row = &mut st.members[m];
-    row.decisions += 1;
-    let mut rng = rng_for(def.seed, Stream::Decision, m, row.step, row.decisions);
-    let decision = def.policy.decide(&def.space, &st.pop, m, &mut rng);
-    apply(st, m, decision, c, seq);
-}
-
-fn apply(st: &mut State, m: usize, decision: Decision, c: &mut Commit, seq: u64) {
-    let score = st.pop.member(m).score.unwrap_or(f64::NAN);
-    let step = st.members[m].step;
-    match decision {
-        Decision::Continue => {}
-        Decision::Exploit { donor, h } => {
-            let info = st.pop.donor_info(donor);
-            let e = Event {
-                seq,
-                step,
-                recipient: m,
-                donor: Some(donor),
-                donor_step: info.step,
-                old_h: st.members[m].h.clone(),
-                new_h: h.clone(),
-                recipient_score: score,
-                donor_score: info.score,
-            };
-            st.pop.apply_exploit(m, &info, h.clone());
-            let donor_ckpt = st.members[donor].checkpoint.clone();
-            let row = &mut st.members[m];
-            row.h = h;
-            row.checkpoint = donor_ckpt;
-            row.score = info.score;
-            row.recent = st.pop.member(m).recent_keys().iter().copied().collect();
-            c.events.push(e);
-            st.seq += 1;
-            st.exploits += 1;
-        }
-        Decision::Explore { h } => {
-            c.events.push(Event {
-                seq,
-                step,
-                recipient: m,
-                donor: None,
-                donor_step: step,
-                old_h: st.members[m].h.clone(),
-                new_h: h.clone(),
-                recipient_score: score,
-                donor_score: None,
-            });
-            st.pop.set_h(m, h.clone());
-            st.members[m].h = h;
-            st.seq += 1;
-        }
+    let mut book = Book {
+        def: shared.def,
+        pop: &mut st.pop,
+        members: &mut st.members,
+    };
+    if let Some(e) = book.decide(m, seq) {
+        st.seq += 1;
+        st.exploits += usize::from(e.donor.is_some());
+        c.events.push(e);
     }
 }
 
 /// A synchronous round: every member decides from the same snapshot, then all apply.
 fn sync_round(shared: &Shared<'_>, st: &mut State, stop: u64, c: &mut Commit) {
-    let def = shared.def;
-    let ids: Vec<usize> = st
-        .members
-        .iter()
-        .filter(|r| !r.done)
-        .map(|r| r.id)
-        .collect();
-    let decisions: Vec<(usize, Decision)> = ids
-        .iter()
-        .map(|&m| {
-            let row = &mut st.members[m];
-            row.decisions += 1;
-            let mut rng = rng_for(def.seed, Stream::Decision, m, row.step, row.decisions);
-            (m, def.policy.decide(&def.space, &st.pop, m, &mut rng))
-        })
-        .collect();
-    // Donors' state as it was before the round.
-    let snapshot = st.pop.clone();
-    let ckpts: Vec<Option<String>> = st.members.iter().map(|r| r.checkpoint.clone()).collect();
-    for (m, d) in decisions {
-        let score = snapshot.member(m).score.unwrap_or(f64::NAN);
-        match d {
-            Decision::Exploit { donor, h } => {
-                let info = snapshot.donor_info(donor);
-                c.events.push(Event {
-                    seq: stop,
-                    step: stop,
-                    recipient: m,
-                    donor: Some(donor),
-                    donor_step: info.step,
-                    old_h: st.members[m].h.clone(),
-                    new_h: h.clone(),
-                    recipient_score: score,
-                    donor_score: info.score,
-                });
-                st.pop.apply_exploit(m, &info, h.clone());
-                let row = &mut st.members[m];
-                row.h = h;
-                row.checkpoint = ckpts[donor].clone();
-                row.score = info.score;
-                row.recent = st.pop.member(m).recent_keys().iter().copied().collect();
-                st.exploits += 1;
-            }
-            Decision::Explore { h } => {
-                c.events.push(Event {
-                    seq: stop,
-                    step: stop,
-                    recipient: m,
-                    donor: None,
-                    donor_step: stop,
-                    old_h: st.members[m].h.clone(),
-                    new_h: h.clone(),
-                    recipient_score: score,
-                    donor_score: None,
-                });
-                st.pop.set_h(m, h.clone());
-                st.members[m].h = h;
-            }
-            Decision::Continue => {}
-        }
-    }
-    for &m in &ids {
-        if let Some(pos) = c.members.iter().position(|r| r.id == m) {
-            c.members[pos] = st.members[m].clone();
+    let mut book = Book {
+        def: shared.def,
+        pop: &mut st.pop,
+        members: &mut st.members,
+    };
+    let events = book.sync_round(stop);
+    st.exploits += events.iter().filter(|e| e.donor.is_some()).count();
+    c.events.extend(events);
+    for m in st.members.iter().filter(|r| !r.done) {
+        if let Some(pos) = c.members.iter().position(|r| r.id == m.id) {
+            c.members[pos] = m.clone();
         } else {
-            c.members.push(st.members[m].clone());
+            c.members.push(m.clone());
         }
     }
 }
 
 /// A member that failed too often is replaced by an exploit of the best member.
 fn replace(shared: &Shared<'_>, st: &mut State, m: usize, c: &mut Commit) {
-    let def = shared.def;
-    let donor = (0..st.pop.scored())
-        .filter_map(|r| st.pop.at_rank(r))
-        .find(|&d| d != m && st.members[d].checkpoint.is_some());
-    let Some(donor) = donor else {
-        st.fatal = Some(format!(
-            "member {m} failed {} times in a row and no other member has a checkpoint to replace it with; \
-             see the faults with `poptune status {}` and the logs in {}",
-            st.members[m].failures,
-            def.directory.display(),
-            shared.logs.display()
-        ));
-        return;
-    };
-    st.members[m].decisions += 1;
-    let row = &st.members[m];
-    let mut rng = rng_for(def.seed, Stream::Decision, m, row.step, row.decisions);
-    let base = match def.policy.inherit {
-        poptune::Inherit::WeightsAndHyperparameters => st.pop.member(donor).h.clone(),
-        poptune::Inherit::WeightsOnly => st.members[m].h.clone(),
-    };
-    let h = def.policy.explore.apply(&def.space, &base, &mut rng);
-    let seq = if def.policy.sync == SyncMode::Synchronous {
+    let seq = if shared.def.policy.sync == SyncMode::Synchronous {
         st.round_stop
     } else {
         st.seq
     };
-    apply(st, m, Decision::Exploit { donor, h }, c, seq);
-    st.members[m].failures = 0;
-    shared.bar.println(format!(
-        "member {m}: replaced by an exploit of member {donor} after repeated faults"
-    ));
+    let mut book = Book {
+        def: shared.def,
+        pop: &mut st.pop,
+        members: &mut st.members,
+    };
+    match book.replace(m, seq) {
+        Ok(e) => {
+            shared.bar.println(format!(
+                "member {m}: replaced by an exploit of member {} after repeated faults",
+                e.donor.unwrap_or(m)
+            ));
+            st.seq += 1;
+            st.exploits += 1;
+            c.events.push(e);
+        }
+        Err(why) => {
+            st.fatal = Some(format!(
+                "{why}; see the faults with `poptune status {}` and the logs in {}",
+                shared.def.directory.display(),
+                shared.logs.display()
+            ))
+        }
+    }
 }
 
-/// Checkpoints nothing refers to any more: all but every member's current checkpoint and the
-/// best one ever written. They leave the index in the same commit that makes them unneeded,
-/// and their files are deleted after it: a checkpoint on disk that the index lost is harmless,
-/// an index entry without its files is not.
 fn garbage(shared: &Shared<'_>, st: &State) -> Vec<String> {
-    let mut keep: BTreeSet<&str> = st
-        .members
-        .iter()
-        .filter_map(|r| r.checkpoint.as_deref())
-        .collect();
-    let mode = shared.def.mode;
-    if let Some(best) = st
-        .index
-        .values()
-        .max_by(|a, b| mode.key(a.score).total_cmp(&mode.key(b.score)))
-    {
-        keep.insert(best.name.as_str());
-    }
-    st.index
-        .keys()
-        .filter(|k| !keep.contains(k.as_str()))
-        .cloned()
-        .collect()
+    crate::decisions::garbage(shared.def.mode, &st.members, st.index.values())
 }

@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod decisions;
 pub mod durable;
 pub mod external;
 pub mod inprocess;

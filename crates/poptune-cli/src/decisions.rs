@@ -1,0 +1,209 @@
+//! Ready decisions on the stored population: what the local runner and distributed workers
+//! both do when a member is ready (asynchronous), when a synchronous round ends, and when a
+//! member that keeps failing is replaced. Pure: rows and the population in, events out.
+
+use std::collections::BTreeSet;
+
+use poptune::policy::{rng_for, Stream};
+use poptune::{Decision, Event, Mode, Population};
+use poptune_store::{CheckpointRow, MemberRow};
+
+use crate::config::ExperimentDef;
+
+/// The population and the members' rows of one experiment, to decide on.
+pub struct Book<'a> {
+    pub def: &'a ExperimentDef,
+    pub pop: &'a mut Population,
+    pub members: &'a mut [MemberRow],
+}
+
+/// The population that `members` describe.
+pub fn population(def: &ExperimentDef, members: &[MemberRow]) -> Population {
+    let mut pop = Population::new(
+        def.mode,
+        members.iter().map(|m| m.h.clone()).collect(),
+        def.policy.exploit.window(),
+    );
+    for m in members {
+        pop.set_state(m.id, m.step, m.score, &m.recent);
+    }
+    pop
+}
+
+impl Book<'_> {
+    /// Member `m`'s ready decision against the current population; the event (numbered
+    /// `seq`) if it changes anything.
+    pub fn decide(&mut self, m: usize, seq: u64) -> Option<Event> {
+        let def = self.def;
+        let row = &mut self.members[m];
+        row.decisions += 1;
+        let mut rng = rng_for(def.seed, Stream::Decision, m, row.step, row.decisions);
+        let decision = def.policy.decide(&def.space, self.pop, m, &mut rng);
+        self.apply(m, decision, seq)
+    }
+
+    fn apply(&mut self, m: usize, decision: Decision, seq: u64) -> Option<Event> {
+        let score = self.pop.member(m).score.unwrap_or(f64::NAN);
+        let step = self.members[m].step;
+        match decision {
+            Decision::Continue => None,
+            Decision::Exploit { donor, h } => {
+                let info = self.pop.donor_info(donor);
+                let e = Event {
+                    seq,
+                    step,
+                    recipient: m,
+                    donor: Some(donor),
+                    donor_step: info.step,
+                    old_h: self.members[m].h.clone(),
+                    new_h: h.clone(),
+                    recipient_score: score,
+                    donor_score: info.score,
+                };
+                self.pop.apply_exploit(m, &info, h.clone());
+                let donor_ckpt = self.members[donor].checkpoint.clone();
+                let row = &mut self.members[m];
+                row.h = h;
+                row.checkpoint = donor_ckpt;
+                row.score = info.score;
+                row.recent = self.pop.member(m).recent_keys().iter().copied().collect();
+                Some(e)
+            }
+            Decision::Explore { h } => {
+                let e = Event {
+                    seq,
+                    step,
+                    recipient: m,
+                    donor: None,
+                    donor_step: step,
+                    old_h: self.members[m].h.clone(),
+                    new_h: h.clone(),
+                    recipient_score: score,
+                    donor_score: None,
+                };
+                self.pop.set_h(m, h.clone());
+                self.members[m].h = h;
+                Some(e)
+            }
+        }
+    }
+
+    /// The end of a synchronous round at `stop`: every unfinished member decides from the same
+    /// snapshot, then all apply. Events are numbered `stop`.
+    pub fn sync_round(&mut self, stop: u64) -> Vec<Event> {
+        let def = self.def;
+        let ids: Vec<usize> = self
+            .members
+            .iter()
+            .filter(|r| !r.done)
+            .map(|r| r.id)
+            .collect();
+        let decisions: Vec<(usize, Decision)> = ids
+            .iter()
+            .map(|&m| {
+                let row = &mut self.members[m];
+                row.decisions += 1;
+                let mut rng = rng_for(def.seed, Stream::Decision, m, row.step, row.decisions);
+                (m, def.policy.decide(&def.space, self.pop, m, &mut rng))
+            })
+            .collect();
+        // Donors' state as it was before the round.
+        let snapshot = self.pop.clone();
+        let ckpts: Vec<Option<String>> =
+            self.members.iter().map(|r| r.checkpoint.clone()).collect();
+        let mut events = Vec::new();
+        for (m, d) in decisions {
+            let score = snapshot.member(m).score.unwrap_or(f64::NAN);
+            match d {
+                Decision::Exploit { donor, h } => {
+                    let info = snapshot.donor_info(donor);
+                    events.push(Event {
+                        seq: stop,
+                        step: stop,
+                        recipient: m,
+                        donor: Some(donor),
+                        donor_step: info.step,
+                        old_h: self.members[m].h.clone(),
+                        new_h: h.clone(),
+                        recipient_score: score,
+                        donor_score: info.score,
+                    });
+                    self.pop.apply_exploit(m, &info, h.clone());
+                    let row = &mut self.members[m];
+                    row.h = h;
+                    row.checkpoint = ckpts[donor].clone();
+                    row.score = info.score;
+                    row.recent = self.pop.member(m).recent_keys().iter().copied().collect();
+                }
+                Decision::Explore { h } => {
+                    events.push(Event {
+                        seq: stop,
+                        step: stop,
+                        recipient: m,
+                        donor: None,
+                        donor_step: stop,
+                        old_h: self.members[m].h.clone(),
+                        new_h: h.clone(),
+                        recipient_score: score,
+                        donor_score: None,
+                    });
+                    self.pop.set_h(m, h.clone());
+                    self.members[m].h = h;
+                }
+                Decision::Continue => {}
+            }
+        }
+        events
+    }
+
+    /// Replaces member `m` (which failed too often) by an exploit of the best member with a
+    /// checkpoint; the event, numbered `seq`, or why no member can serve.
+    pub fn replace(&mut self, m: usize, seq: u64) -> Result<Event, String> {
+        let def = self.def;
+        let donor = (0..self.pop.scored())
+            .filter_map(|r| self.pop.at_rank(r))
+            .find(|&d| d != m && self.members[d].checkpoint.is_some());
+        let Some(donor) = donor else {
+            return Err(format!(
+                "member {m} failed {} times in a row and no other member has a checkpoint to replace it with",
+                self.members[m].failures
+            ));
+        };
+        self.members[m].decisions += 1;
+        let row = &self.members[m];
+        let mut rng = rng_for(def.seed, Stream::Decision, m, row.step, row.decisions);
+        let base = match def.policy.inherit {
+            poptune::Inherit::WeightsAndHyperparameters => self.pop.member(donor).h.clone(),
+            poptune::Inherit::WeightsOnly => self.members[m].h.clone(),
+        };
+        let h = def.policy.explore.apply(&def.space, &base, &mut rng);
+        let e = self.apply(m, Decision::Exploit { donor, h }, seq);
+        self.members[m].failures = 0;
+        e.ok_or_else(|| "internal: an exploit made no event".to_string())
+    }
+}
+
+/// Checkpoints nothing refers to any more: all but every member's current checkpoint and the
+/// best one ever written. They leave the index in the same commit that makes them unneeded,
+/// and their files are deleted after it: a checkpoint on disk that the index lost is harmless,
+/// an index entry without its files is not.
+pub fn garbage<'a>(
+    mode: Mode,
+    members: &[MemberRow],
+    index: impl Iterator<Item = &'a CheckpointRow> + Clone,
+) -> Vec<String> {
+    let mut keep: BTreeSet<&str> = members
+        .iter()
+        .filter_map(|r| r.checkpoint.as_deref())
+        .collect();
+    if let Some(best) = index
+        .clone()
+        .max_by(|a, b| mode.key(a.score).total_cmp(&mode.key(b.score)))
+    {
+        keep.insert(best.name.as_str());
+    }
+    index
+        .filter(|k| !keep.contains(k.name.as_str()))
+        .map(|k| k.name.clone())
+        .collect()
+}
