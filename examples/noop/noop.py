@@ -3,7 +3,9 @@ score from a counter; `POPTUNE_NOOP_SLEEP` (seconds) makes every step sleep that
 Its behaviour on purpose can be faulty, for tests: `POPTUNE_NOOP_FAULT` = crash, hang,
 garbage or nan, at member `POPTUNE_NOOP_FAULT_MEMBER` (default 0), step
 `POPTUNE_NOOP_FAULT_STEP` (default 7), `POPTUNE_NOOP_FAULT_TIMES` times (default 1; counted
-in a file next to the experiment so that restarts see it).
+in a file next to the experiment so that restarts see it). `POPTUNE_NOOP_LOG` names a file to
+which every step appends "member step worker start end" (worker: `POPTUNE_WORKER`, set by
+distributed workers), so tests can see who trained what when.
 """
 
 import os
@@ -20,6 +22,8 @@ FAULT_MEMBER = int(os.environ.get("POPTUNE_NOOP_FAULT_MEMBER", "0"))
 FAULT_STEP = int(os.environ.get("POPTUNE_NOOP_FAULT_STEP", "7"))
 FAULT_TIMES = int(os.environ.get("POPTUNE_NOOP_FAULT_TIMES", "1"))
 FAULT_COUNTER = os.environ.get("POPTUNE_NOOP_FAULT_COUNTER", "")
+LOG = os.environ.get("POPTUNE_NOOP_LOG", "")
+WORKER = os.environ.get("POPTUNE_WORKER", "-")
 
 
 def fault_due():
@@ -45,8 +49,12 @@ class NoOp(pt.Trainable):
 
     def step(self, h):
         self.steps += 1
+        start = time.time()
         if SLEEP:
             time.sleep(SLEEP)
+        if LOG:
+            with open(LOG, "a") as f:
+                f.write("%d %d %s %.6f %.6f\n" % (self.member, self.steps, WORKER, start, time.time()))
         if self.member == FAULT_MEMBER and self.steps == FAULT_STEP and fault_due():
             if FAULT == "crash":
                 print("noop: crashing on purpose", file=sys.stderr)

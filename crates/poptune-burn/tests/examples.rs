@@ -53,6 +53,8 @@ fn in_process_and_external_process_runs_are_identical() {
     run(&RunArgs {
         file: b.join("experiment.toml"),
         quiet: true,
+        store: None,
+        lease: 30.0,
     })
     .unwrap();
     let (sa, sb) = (steps_of(&a), steps_of(&b));

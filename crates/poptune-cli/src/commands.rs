@@ -22,6 +22,47 @@ pub struct RunArgs {
     /// No live progress view.
     #[arg(long)]
     pub quiet: bool,
+    /// Keep the experiment in PostgreSQL (postgres://USER@HOST/DB; the password from the URL
+    /// or PGPASSWORD) instead of SQLite, and train as one of its workers
+    /// (docs/distributed.md).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// With --store: seconds a claimed member stays leased without a heartbeat.
+    #[arg(long, default_value_t = 30.0)]
+    pub lease: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// The PostgreSQL database holding the experiment (postgres://USER@HOST/DB).
+    #[arg(long, value_name = "URL")]
+    pub store: String,
+    /// The experiment's name.
+    #[arg(long)]
+    pub experiment: String,
+    /// Members this worker trains at once (trainable processes).
+    #[arg(long, default_value_t = 1)]
+    pub slots: usize,
+    /// Seconds a claimed member stays leased without a heartbeat; a worker that dies loses
+    /// its members after this long.
+    #[arg(long, default_value_t = 30.0)]
+    pub lease: f64,
+    /// Print nothing but the summary.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    /// The experiment directory (the one `poptune run` created).
+    #[arg(required_unless_present = "store")]
+    pub dir: Option<PathBuf>,
+    /// Or: the PostgreSQL database holding the experiment.
+    #[arg(long, value_name = "URL", requires = "experiment")]
+    pub store: Option<String>,
+    /// With --store: the experiment's name.
+    #[arg(long)]
+    pub experiment: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -82,8 +123,56 @@ pub fn finish_run(summary: durable::Summary, dir: &Path, metric: &str) {
     );
 }
 
+fn lease(secs: f64) -> Result<Duration, CliError> {
+    if !(secs.is_finite() && secs >= 1.0) {
+        return Err(CliError::usage(anyhow!(
+            "--lease {secs}: give at least 1 second (a heartbeat renews it every third of it)"
+        )));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn worker_summary(s: &crate::distributed::WorkerSummary) {
+    println!(
+        "worker done: {} segments recorded, {} faults, {} leases lost",
+        s.segments, s.faults, s.lost_leases
+    );
+}
+
+pub fn worker(args: &WorkerArgs) -> Result<(), CliError> {
+    if args.slots == 0 {
+        return Err(CliError::usage(anyhow!("--slots must be at least 1")));
+    }
+    let s = crate::distributed::work(
+        &args.store,
+        &args.experiment,
+        args.slots,
+        lease(args.lease)?,
+        args.quiet,
+    )?;
+    worker_summary(&s);
+    Ok(())
+}
+
 pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let def = config::load(&args.file).map_err(CliError::usage)?;
+    if let Some(url) = &args.store {
+        let lease = lease(args.lease)?;
+        let joined = crate::distributed::create_or_join(url, &def)?;
+        eprintln!(
+            "{} experiment `{}` ({} members, {} steps each); checkpoints in {}; more workers: \
+             `poptune worker --store URL --experiment {}`",
+            if joined { "joining" } else { "created" },
+            def.name,
+            def.population,
+            def.stop.steps,
+            crate::distributed::shared_dir(&def).display(),
+            def.name
+        );
+        let s = crate::distributed::work(url, &def.name, def.slots, lease, args.quiet)?;
+        worker_summary(&s);
+        return Ok(());
+    }
     let (store, resumed) = durable::create_or_open(&def)?;
     let (status, _) = store.status()?;
     if resumed && status == "finished" {
@@ -126,17 +215,35 @@ pub fn resume(args: &ResumeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-pub fn status(args: &DirArgs) -> Result<(), CliError> {
-    status_of(&args.dir)
+pub fn status(args: &StatusArgs) -> Result<(), CliError> {
+    match (&args.store, &args.experiment, &args.dir) {
+        (Some(url), Some(name), _) => {
+            let (store, def) = crate::distributed::definition(url, name)?;
+            print_status(&store, &def, &format!("{} in {}", name, store.location()))
+        }
+        (_, _, Some(dir)) => status_of(dir),
+        _ => Err(CliError::usage(anyhow!(
+            "give an experiment directory, or --store URL --experiment NAME"
+        ))),
+    }
 }
 
 fn status_of(dir: &Path) -> Result<(), CliError> {
     let (store, def) = durable::open_dir(dir)?;
+    print_status(&store, &def, &dir.display().to_string())
+}
+
+fn print_status(
+    store: &dyn Store,
+    def: &config::ExperimentDef,
+    place: &str,
+) -> Result<(), CliError> {
+    let dir = &def.directory;
     let (status, elapsed) = store.status()?;
     let members = store.members()?;
     let events = store.events()?;
     let faults = store.faults()?;
-    println!("experiment: {} ({})", def.name, dir.display());
+    println!("experiment: {} ({place})", def.name);
     println!(
         "status: {status}, running time {:.1} s, {} members, {} steps each, mode {:?}",
         elapsed, def.population, def.stop.steps, def.mode

@@ -79,29 +79,34 @@ pub fn create_or_open(def: &ExperimentDef) -> Result<(SqliteStore, bool), CliErr
             Ok((store, true))
         }
         None => {
-            let initial = def
-                .experiment()
-                .initial_hyperparams()
-                .map_err(CliError::usage)?;
-            let members: Vec<MemberRow> = initial
-                .into_iter()
-                .enumerate()
-                .map(|(id, h)| MemberRow {
-                    id,
-                    h,
-                    step: 0,
-                    score: None,
-                    recent: vec![],
-                    checkpoint: None,
-                    decisions: 0,
-                    failures: 0,
-                    done: false,
-                })
-                .collect();
+            let members = initial_members(def)?;
             store.create(&def.name, &json, &members)?;
             Ok((store, false))
         }
     }
+}
+
+/// The members of a new experiment: their first hyperparameters, nothing trained yet.
+pub fn initial_members(def: &ExperimentDef) -> Result<Vec<MemberRow>, CliError> {
+    let initial = def
+        .experiment()
+        .initial_hyperparams()
+        .map_err(CliError::usage)?;
+    Ok(initial
+        .into_iter()
+        .enumerate()
+        .map(|(id, h)| MemberRow {
+            id,
+            h,
+            step: 0,
+            score: None,
+            recent: vec![],
+            checkpoint: None,
+            decisions: 0,
+            failures: 0,
+            done: false,
+        })
+        .collect())
 }
 
 /// How a run ended.

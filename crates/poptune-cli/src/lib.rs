@@ -5,6 +5,7 @@
 pub mod commands;
 pub mod config;
 pub mod decisions;
+pub mod distributed;
 pub mod durable;
 pub mod external;
 pub mod inprocess;

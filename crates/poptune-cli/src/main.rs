@@ -23,7 +23,9 @@ enum Command {
     /// Continue an interrupted experiment from its directory.
     Resume(commands::ResumeArgs),
     /// Print an experiment's population.
-    Status(commands::DirArgs),
+    Status(commands::StatusArgs),
+    /// Join an experiment kept in PostgreSQL and train its members until it ends.
+    Worker(commands::WorkerArgs),
     /// Write CSV and JSON-lines exports, plots and an HTML page of an experiment.
     Report(report::ReportArgs),
     /// Retrain a member from scratch along its hyperparameter schedule.
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run(&args),
         Command::Resume(args) => commands::resume(&args),
         Command::Status(args) => commands::status(&args),
+        Command::Worker(args) => commands::worker(&args),
         Command::Replay(args) => commands::replay(&args),
         Command::Report(args) => report::run(&args),
         Command::Export(args) => commands::export(&args),

@@ -52,7 +52,7 @@ pub const MIGRATIONS: &[(i32, &str)] = &[(
 )];
 
 /// The advisory lock key that serialises migrations.
-const MIGRATION_LOCK: i64 = 0x706f_7074_756e_65;
+const MIGRATION_LOCK: i64 = 0x0070_6f70_7475_6e65;
 
 /// One experiment in a PostgreSQL database.
 pub struct PostgresStore {
@@ -234,6 +234,86 @@ fn write_member(
     )
 }
 
+/// Writes everything in `c` within `tx`.
+fn write_commit(tx: &mut Transaction<'_>, exp: &String, c: &Commit) -> Result<(), postgres::Error> {
+    if !c.steps.is_empty() {
+        let ins = tx.prepare(
+            "INSERT INTO poptune_steps (experiment, member, step, score, metrics)
+                     VALUES ($1, $2, $3, $4, $5)",
+        )?;
+        for s in &c.steps {
+            tx.execute(
+                &ins,
+                &[
+                    &exp,
+                    &(s.member as i32),
+                    &(s.step as i64),
+                    &s.score,
+                    &metrics_json(&s.metrics),
+                ],
+            )?;
+        }
+    }
+    for k in &c.checkpoints {
+        tx.execute(
+            "INSERT INTO poptune_checkpoints (experiment, name, member, step, checksum, score)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (experiment, name) DO UPDATE SET member = EXCLUDED.member,
+                    step = EXCLUDED.step, checksum = EXCLUDED.checksum, score = EXCLUDED.score",
+            &[
+                &exp,
+                &k.name,
+                &(k.member as i32),
+                &(k.step as i64),
+                &k.checksum,
+                &k.score,
+            ],
+        )?;
+    }
+    for n in &c.forget {
+        tx.execute(
+            "DELETE FROM poptune_checkpoints WHERE experiment = $1 AND name = $2",
+            &[&exp, n],
+        )?;
+    }
+    for m in &c.members {
+        write_member(tx, exp, m)?;
+    }
+    for e in &c.events {
+        tx.execute(
+            "INSERT INTO poptune_events (experiment, body) VALUES ($1, $2)",
+            &[&exp, &json(e)],
+        )?;
+    }
+    for f in &c.faults {
+        tx.execute(
+            "INSERT INTO poptune_faults (experiment, member, step, kind, message, stderr)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &exp,
+                &(f.member as i32),
+                &(f.step as i64),
+                &f.kind,
+                &f.message,
+                &f.stderr,
+            ],
+        )?;
+    }
+    if let Some(s) = &c.status {
+        tx.execute(
+            "UPDATE poptune_experiments SET status = $2 WHERE name = $1",
+            &[&exp, s],
+        )?;
+    }
+    if c.elapsed > 0.0 {
+        tx.execute(
+            "UPDATE poptune_experiments SET elapsed = elapsed + $2 WHERE name = $1",
+            &[&exp, &c.elapsed],
+        )?;
+    }
+    Ok(())
+}
+
 impl Store for PostgresStore {
     fn create(
         &mut self,
@@ -310,90 +390,7 @@ impl Store for PostgresStore {
         let exp = self.experiment.clone();
         let db = |e| server(&loc, e);
         let mut tx = self.client().transaction().map_err(db)?;
-        if !c.steps.is_empty() {
-            let ins = tx
-                .prepare(
-                    "INSERT INTO poptune_steps (experiment, member, step, score, metrics)
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .map_err(db)?;
-            for s in &c.steps {
-                tx.execute(
-                    &ins,
-                    &[
-                        &exp,
-                        &(s.member as i32),
-                        &(s.step as i64),
-                        &s.score,
-                        &metrics_json(&s.metrics),
-                    ],
-                )
-                .map_err(db)?;
-            }
-        }
-        for k in &c.checkpoints {
-            tx.execute(
-                "INSERT INTO poptune_checkpoints (experiment, name, member, step, checksum, score)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (experiment, name) DO UPDATE SET member = EXCLUDED.member,
-                    step = EXCLUDED.step, checksum = EXCLUDED.checksum, score = EXCLUDED.score",
-                &[
-                    &exp,
-                    &k.name,
-                    &(k.member as i32),
-                    &(k.step as i64),
-                    &k.checksum,
-                    &k.score,
-                ],
-            )
-            .map_err(db)?;
-        }
-        for n in &c.forget {
-            tx.execute(
-                "DELETE FROM poptune_checkpoints WHERE experiment = $1 AND name = $2",
-                &[&exp, n],
-            )
-            .map_err(db)?;
-        }
-        for m in &c.members {
-            write_member(&mut tx, &exp, m).map_err(db)?;
-        }
-        for e in &c.events {
-            tx.execute(
-                "INSERT INTO poptune_events (experiment, body) VALUES ($1, $2)",
-                &[&exp, &json(e)],
-            )
-            .map_err(db)?;
-        }
-        for f in &c.faults {
-            tx.execute(
-                "INSERT INTO poptune_faults (experiment, member, step, kind, message, stderr)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-                &[
-                    &exp,
-                    &(f.member as i32),
-                    &(f.step as i64),
-                    &f.kind,
-                    &f.message,
-                    &f.stderr,
-                ],
-            )
-            .map_err(db)?;
-        }
-        if let Some(s) = &c.status {
-            tx.execute(
-                "UPDATE poptune_experiments SET status = $2 WHERE name = $1",
-                &[&exp, s],
-            )
-            .map_err(db)?;
-        }
-        if c.elapsed > 0.0 {
-            tx.execute(
-                "UPDATE poptune_experiments SET elapsed = elapsed + $2 WHERE name = $1",
-                &[&exp, &c.elapsed],
-            )
-            .map_err(db)?;
-        }
+        write_commit(&mut tx, &exp, c).map_err(db)?;
         tx.commit().map_err(db)
     }
 
@@ -488,5 +485,179 @@ impl Store for PostgresStore {
             )
         })?;
         Ok(row.map_or(("new".to_string(), 0.0), |r| (r.get(0), r.get(1))))
+    }
+}
+
+/// What a worker's ready transaction found.
+#[derive(Debug, PartialEq)]
+pub enum Ready<T> {
+    /// Recorded; the closure's result.
+    Done(T),
+    /// The worker no longer holds the member's lease (it expired and another worker took the
+    /// member over): nothing was recorded.
+    LeaseLost,
+}
+
+/// Coordination between workers: leases on members, and ready decisions as transactions that
+/// hold the experiment's row lock, so that two workers never decide on stale state.
+impl PostgresStore {
+    /// Claims a member to train for `owner`: one that is not finished, not leased (or whose
+    /// lease ran out: its worker died), and whose step is below `below` (synchronous rounds).
+    /// Fewest steps first. The claim is a row lock taken with `SKIP LOCKED` and a lease of
+    /// `lease` that [`heartbeat`](Self::heartbeat) extends.
+    pub fn claim(
+        &self,
+        owner: &str,
+        lease: std::time::Duration,
+        below: Option<u64>,
+    ) -> Result<Option<MemberRow>, StoreError> {
+        let secs = lease.as_secs_f64();
+        let below = below.map_or(i64::MAX, |b| b.min(i64::MAX as u64) as i64);
+        let id: Option<i32> = self.read(|c, exp| {
+            let mut tx = c.transaction()?;
+            let row = tx.query_opt(
+                "SELECT id FROM poptune_members
+                 WHERE experiment = $1 AND NOT done AND step < $2
+                   AND (lease_until IS NULL OR lease_until < now())
+                 ORDER BY step, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+                &[&exp, &below],
+            )?;
+            let id = row.map(|r| r.get::<_, i32>(0));
+            if let Some(id) = id {
+                tx.execute(
+                    "UPDATE poptune_members SET lease_owner = $3,
+                        lease_until = now() + make_interval(secs => $4)
+                     WHERE experiment = $1 AND id = $2",
+                    &[&exp, &id, &owner, &secs],
+                )?;
+            }
+            tx.commit()?;
+            Ok(id)
+        })?;
+        match id {
+            None => Ok(None),
+            Some(id) => Ok(self.members()?.into_iter().find(|m| m.id == id as usize)),
+        }
+    }
+
+    /// Extends `owner`'s lease on `member`; `false` if the lease is no longer `owner`'s.
+    pub fn heartbeat(
+        &self,
+        owner: &str,
+        member: usize,
+        lease: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let secs = lease.as_secs_f64();
+        let n = self.read(|c, exp| {
+            c.execute(
+                "UPDATE poptune_members SET lease_until = now() + make_interval(secs => $4)
+                 WHERE experiment = $1 AND id = $2 AND lease_owner = $3",
+                &[&exp, &(member as i32), &owner, &secs],
+            )
+        })?;
+        Ok(n == 1)
+    }
+
+    /// Gives up `owner`'s lease on `member` without recording anything.
+    pub fn release(&self, owner: &str, member: usize) -> Result<(), StoreError> {
+        self.read(|c, exp| {
+            c.execute(
+                "UPDATE poptune_members SET lease_owner = NULL, lease_until = NULL
+                 WHERE experiment = $1 AND id = $2 AND lease_owner = $3",
+                &[&exp, &(member as i32), &owner],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// A ready transaction for `owner`, who holds the lease on `member`: locks the experiment,
+    /// checks the lease, reads every member, the checkpoint index and the number of events so
+    /// far, lets `decide` turn them into a [`Commit`], writes it and releases the lease, all
+    /// or nothing.
+    pub fn ready<T>(
+        &self,
+        owner: &str,
+        member: usize,
+        decide: impl FnOnce(Vec<MemberRow>, Vec<CheckpointRow>, u64) -> (Commit, T),
+    ) -> Result<Ready<T>, StoreError> {
+        let corrupt = |what: &str, e: serde_json::Error| StoreError::Corrupt {
+            path: format!("{} experiment {}", self.location, self.experiment),
+            reason: format!("{what}: {e}"),
+        };
+        let mut c = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        let exp = self.experiment.clone();
+        let db = |e| server(&self.location, e);
+        let mut tx = c.transaction().map_err(db)?;
+        tx.query_one(
+            "SELECT 1 FROM poptune_experiments WHERE name = $1 FOR UPDATE",
+            &[&exp],
+        )
+        .map_err(db)?;
+        let holder: Option<String> = tx
+            .query_opt(
+                "SELECT lease_owner FROM poptune_members WHERE experiment = $1 AND id = $2",
+                &[&exp, &(member as i32)],
+            )
+            .map_err(db)?
+            .and_then(|r| r.get(0));
+        if holder.as_deref() != Some(owner) {
+            return Ok(Ready::LeaseLost);
+        }
+        let rows = tx
+            .query(
+                "SELECT id, h, step, score, recent, checkpoint, decisions, failures, done
+                 FROM poptune_members WHERE experiment = $1 ORDER BY id",
+                &[&exp],
+            )
+            .map_err(db)?;
+        let mut members = Vec::with_capacity(rows.len());
+        for r in rows {
+            let h: String = r.get(1);
+            let recent: String = r.get(4);
+            members.push(MemberRow {
+                id: r.get::<_, i32>(0) as usize,
+                h: serde_json::from_str(&h).map_err(|e| corrupt("member hyperparameters", e))?,
+                step: r.get::<_, i64>(2) as u64,
+                score: r.get(3),
+                recent: serde_json::from_str(&recent).map_err(|e| corrupt("member scores", e))?,
+                checkpoint: r.get(5),
+                decisions: r.get::<_, i64>(6) as u64,
+                failures: r.get::<_, i32>(7) as u32,
+                done: r.get(8),
+            });
+        }
+        let index: Vec<CheckpointRow> = tx
+            .query(
+                "SELECT name, member, step, checksum, score FROM poptune_checkpoints
+                 WHERE experiment = $1",
+                &[&exp],
+            )
+            .map_err(db)?
+            .iter()
+            .map(|r| CheckpointRow {
+                name: r.get(0),
+                member: r.get::<_, i32>(1) as usize,
+                step: r.get::<_, i64>(2) as u64,
+                checksum: r.get(3),
+                score: r.get(4),
+            })
+            .collect();
+        let events: i64 = tx
+            .query_one(
+                "SELECT COUNT(*) FROM poptune_events WHERE experiment = $1",
+                &[&exp],
+            )
+            .map_err(db)?
+            .get(0);
+        let (commit, out) = decide(members, index, events as u64);
+        write_commit(&mut tx, &exp, &commit).map_err(db)?;
+        tx.execute(
+            "UPDATE poptune_members SET lease_owner = NULL, lease_until = NULL
+             WHERE experiment = $1 AND id = $2",
+            &[&exp, &(member as i32)],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(Ready::Done(out))
     }
 }

@@ -1,0 +1,250 @@
+//! Workers coordinated by PostgreSQL, killed with SIGKILL and restarted. Needs a server: set
+//! POPTUNE_TEST_PG_URL (`export POPTUNE_TEST_PG_URL=$(scripts/pg-test-server)`); without one
+//! the test fails, it does not skip.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use poptune_pg::PostgresStore;
+use poptune_store::{Checkpoints, Store};
+
+fn url() -> String {
+    std::env::var("POPTUNE_TEST_PG_URL").unwrap_or_else(|_| {
+        panic!(
+            "POPTUNE_TEST_PG_URL is not set: this test needs a PostgreSQL server; start one with \
+             `export POPTUNE_TEST_PG_URL=$(scripts/pg-test-server)`"
+        )
+    })
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+const POPULATION: usize = 8;
+const STEPS: u64 = 30;
+
+fn experiment(dir: &Path, name: &str, log: &Path, sync: &str) -> PathBuf {
+    let noop = root().join("examples/noop/noop.py");
+    let text = format!(
+        r#"
+name = "{name}"
+population = {POPULATION}
+seed = 11
+slots = 1
+directory = "shared"
+
+[policy]
+interval = 5
+sync = "{sync}"
+
+[space.lr]
+type = "float"
+low = 0.1
+high = 10.0
+log = true
+
+[stop]
+steps = {STEPS}
+
+[trainable]
+command = ["python3", "{noop}"]
+env = {{ POPTUNE_NOOP_SLEEP = "0.04", POPTUNE_NOOP_LOG = "{log}" }}
+"#,
+        noop = noop.display(),
+        log = log.display()
+    );
+    let file = dir.join("exp.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn poptune() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_poptune"));
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    c
+}
+
+fn worker(url: &str, name: &str) -> Child {
+    poptune()
+        .args([
+            "worker",
+            "--store",
+            url,
+            "--experiment",
+            name,
+            "--lease",
+            "2",
+            "--quiet",
+        ])
+        .spawn()
+        .unwrap()
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+fn wait_all(children: &mut [Child], limit: Duration) {
+    let t = Instant::now();
+    for c in children.iter_mut() {
+        loop {
+            if c.try_wait().unwrap().is_some() {
+                break;
+            }
+            if t.elapsed() > limit {
+                for c in children.iter_mut() {
+                    let _ = c.kill();
+                }
+                panic!("the workers did not finish within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn host() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "host".into())
+}
+
+/// Runs 4 workers (the first creates the experiment), kills one with SIGKILL `kills` times
+/// while it trains and restarts it; then checks the history.
+fn killed_workers(sync: &str) {
+    let url = url();
+    let tmp = tempfile::tempdir().unwrap();
+    let name = unique("kill");
+    let log = tmp.path().join("steps.log");
+    let file = experiment(tmp.path(), &name, &log, sync);
+    let mut first = poptune()
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--store",
+            &url,
+            "--lease",
+            "2",
+            "--quiet",
+        ])
+        .spawn()
+        .unwrap();
+    // The experiment exists once its first step is logged.
+    let t = Instant::now();
+    while !log.exists() {
+        assert!(t.elapsed() < Duration::from_secs(30), "no step within 30 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut others: Vec<Child> = (0..3).map(|_| worker(&url, &name)).collect();
+    let mut killed = BTreeSet::new();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(700));
+        let victim = &mut others[0];
+        if victim.try_wait().unwrap().is_some() {
+            break;
+        }
+        killed.insert(format!("{}-{}-", host(), victim.id()));
+        victim.kill().unwrap();
+        victim.wait().unwrap();
+        others[0] = worker(&url, &name);
+    }
+    assert!(
+        !killed.is_empty(),
+        "the run ended before any worker was killed"
+    );
+    others.push(first.try_clone_placeholder());
+    wait_all(&mut others, Duration::from_secs(180));
+
+    let store = PostgresStore::open(&url, &name).unwrap();
+    assert_eq!(store.status().unwrap().0, "finished");
+    // Every step of every member exactly once.
+    let mut seen: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+    for s in store.steps().unwrap() {
+        seen.entry(s.member).or_default().push(s.step);
+    }
+    assert_eq!(seen.len(), POPULATION);
+    for (m, steps) in &seen {
+        assert_eq!(*steps, (1..=STEPS).collect::<Vec<_>>(), "member {m}");
+    }
+    // Every checkpoint the members and the index name exists and verifies.
+    let ckpts = Checkpoints::open(&tmp.path().join("shared/checkpoints")).unwrap();
+    let index = store.checkpoints().unwrap();
+    for c in &index {
+        ckpts.verify(&c.name, &c.checksum).unwrap();
+    }
+    for m in store.members().unwrap() {
+        assert!(m.done);
+        let c = m.checkpoint.expect("a finished member has a checkpoint");
+        assert!(
+            index.iter().any(|i| i.name == c),
+            "member {}'s {c} is not indexed",
+            m.id
+        );
+    }
+    // Every exploit copied a checkpoint its donor had recorded.
+    for e in store.events().unwrap() {
+        if let Some(d) = e.donor {
+            assert!(seen[&d].contains(&e.donor_step), "event {e:?}");
+        }
+    }
+    // No member was trained by two live workers at once (steps of killed workers may overlap
+    // with their successors': they are never recorded).
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut by_member: BTreeMap<usize, Vec<(f64, f64, String)>> = BTreeMap::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let worker = f[2].to_string();
+        if killed.iter().any(|k| worker.starts_with(k.as_str())) {
+            continue;
+        }
+        by_member.entry(f[0].parse().unwrap()).or_default().push((
+            f[3].parse().unwrap(),
+            f[4].parse().unwrap(),
+            worker,
+        ));
+    }
+    for (m, mut spans) in by_member {
+        spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for w in spans.windows(2) {
+            assert!(
+                w[1].0 >= w[0].1 || w[0].2 == w[1].2,
+                "member {m} trained by {} and {} at once",
+                w[0].2,
+                w[1].2
+            );
+        }
+    }
+    let mut s = store;
+    s.delete().unwrap();
+}
+
+trait Placeholder {
+    fn try_clone_placeholder(&mut self) -> Child;
+}
+
+impl Placeholder for Child {
+    /// Moves the child out, leaving a finished dummy behind.
+    fn try_clone_placeholder(&mut self) -> Child {
+        let dummy = Command::new("true").spawn().unwrap();
+        std::mem::replace(self, dummy)
+    }
+}
+
+#[test]
+fn asynchronous_workers_survive_kill_9() {
+    killed_workers("asynchronous");
+}
+
+#[test]
+fn synchronous_workers_survive_kill_9() {
+    killed_workers("synchronous");
+}
