@@ -287,6 +287,12 @@ impl RunResult {
 /// Runs (or continues) `setup` in `dir`, then evaluates the best member.
 pub fn tune(setup: &Setup, dir: &Path, quiet: bool) -> Result<RunResult, CliError> {
     let exe = std::env::current_exe().context("cannot locate this program")?;
+    // Linux names a binary replaced (rebuilt) while it runs "PATH (deleted)"; the path itself
+    // is what later commands must start.
+    let exe = match exe.to_str().and_then(|s| s.strip_suffix(" (deleted)")) {
+        Some(s) => PathBuf::from(s),
+        None => exe,
+    };
     tune_with(setup, dir, quiet, &exe)
 }
 

@@ -9,8 +9,7 @@
 //! whatever the dead one was doing is never recorded.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use poptune::SyncMode;
@@ -183,24 +182,23 @@ fn slot_loop(
         } else {
             def.policy.next_stop(row.step, def.stop.steps)
         };
-        let lost = AtomicBool::new(false);
-        let finished = AtomicBool::new(false);
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let beat = &beat;
         let result = std::thread::scope(|s| {
-            s.spawn(|| {
-                let mut last = Instant::now();
-                while !finished.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(50));
-                    if last.elapsed() >= lease / 3 {
-                        last = Instant::now();
+            // The heartbeat: renews the lease every third of it until the segment is over
+            // (the channel closes) or the lease is lost.
+            s.spawn(move || loop {
+                match done_rx.recv_timeout(lease / 3) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                         if !matches!(beat.heartbeat(owner, row.id, lease), Ok(true)) {
-                            lost.store(true, Ordering::Relaxed);
                             break;
                         }
                     }
+                    _ => break,
                 }
             });
             let r = train(&store, def, ckpts, worker.as_mut(), &row, stop, owner);
-            finished.store(true, Ordering::Relaxed);
+            drop(done_tx);
             r
         });
         let our_ckpt = result.as_ref().ok().map(|t| t.1.clone());
