@@ -187,14 +187,13 @@ fn slot_loop(
         let result = std::thread::scope(|s| {
             // The heartbeat: renews the lease every third of it until the segment is over
             // (the channel closes) or the lease is lost.
-            s.spawn(move || loop {
-                match done_rx.recv_timeout(lease / 3) {
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                        if !matches!(beat.heartbeat(owner, row.id, lease), Ok(true)) {
-                            break;
-                        }
+            s.spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    done_rx.recv_timeout(lease / 3)
+                {
+                    if !matches!(beat.heartbeat(owner, row.id, lease), Ok(true)) {
+                        break;
                     }
-                    _ => break,
                 }
             });
             let r = train(&store, def, ckpts, worker.as_mut(), &row, stop, owner);
