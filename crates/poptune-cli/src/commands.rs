@@ -373,7 +373,9 @@ pub fn replay(args: &ReplayArgs) -> Result<(), CliError> {
     if args.dry_run {
         return Ok(());
     }
-    let work = args.dir.join("replay");
+    // Absolute: the trainable runs in its own working directory.
+    let work = std::path::absolute(args.dir.join("replay"))
+        .with_context(|| format!("cannot resolve {}", args.dir.display()))?;
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
     let log = work.join("replay.stderr.log");

@@ -186,7 +186,16 @@ fn killed_runs_resume_to_the_same_result() {
     ] {
         assert!(exp.join("report").join(f).is_file(), "{f}");
     }
-    let out = poptune().arg("replay").arg(&exp).output().unwrap();
+    // A relative directory, as a user types it: the trainable (in its own working
+    // directory) must still get absolute checkpoint paths.
+    let parent = dir.path().parent().unwrap();
+    let relative = dir.path().strip_prefix(parent).unwrap().join("exp");
+    let out = poptune()
+        .arg("replay")
+        .arg(&relative)
+        .current_dir(parent)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
