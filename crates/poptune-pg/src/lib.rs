@@ -588,6 +588,8 @@ impl PostgresStore {
         let exp = self.experiment.clone();
         let db = |e| server(&self.location, e);
         let mut tx = c.transaction().map_err(db)?;
+        // The experiment's row lock serialises ready decisions; the member's row lock keeps
+        // a claim from slipping in between the lease check and the release.
         tx.query_one(
             "SELECT 1 FROM poptune_experiments WHERE name = $1 FOR UPDATE",
             &[&exp],
@@ -595,7 +597,8 @@ impl PostgresStore {
         .map_err(db)?;
         let holder: Option<String> = tx
             .query_opt(
-                "SELECT lease_owner FROM poptune_members WHERE experiment = $1 AND id = $2",
+                "SELECT lease_owner FROM poptune_members WHERE experiment = $1 AND id = $2
+                 FOR UPDATE",
                 &[&exp, &(member as i32)],
             )
             .map_err(db)?
@@ -653,8 +656,8 @@ impl PostgresStore {
         write_commit(&mut tx, &exp, &commit).map_err(db)?;
         tx.execute(
             "UPDATE poptune_members SET lease_owner = NULL, lease_until = NULL
-             WHERE experiment = $1 AND id = $2",
-            &[&exp, &(member as i32)],
+             WHERE experiment = $1 AND id = $2 AND lease_owner = $3",
+            &[&exp, &(member as i32), &owner],
         )
         .map_err(db)?;
         tx.commit().map_err(db)?;
