@@ -50,6 +50,10 @@ pub struct WorkerArgs {
     /// Print nothing but the summary.
     #[arg(long)]
     pub quiet: bool,
+    /// Wait up to this many seconds for the experiment to be created (workers started
+    /// together with the `poptune run` that creates it, as in a job array).
+    #[arg(long, default_value_t = 0.0)]
+    pub wait: f64,
 }
 
 #[derive(Args, Debug)]
@@ -142,6 +146,18 @@ fn worker_summary(s: &crate::distributed::WorkerSummary) {
 pub fn worker(args: &WorkerArgs) -> Result<(), CliError> {
     if args.slots == 0 {
         return Err(CliError::usage(anyhow!("--slots must be at least 1")));
+    }
+    if !(args.wait.is_finite() && args.wait >= 0.0) {
+        return Err(CliError::usage(anyhow!(
+            "--wait {}: give seconds, 0 or more",
+            args.wait
+        )));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs_f64(args.wait);
+    while crate::distributed::definition(&args.store, &args.experiment).is_err()
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(500));
     }
     let s = crate::distributed::work(
         &args.store,
