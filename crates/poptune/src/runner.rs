@@ -755,14 +755,24 @@ fn async_worker<T: Trainable>(
         let n = claimed.len();
         for mut m in claimed.drain(..) {
             let stop = ctx.policy.next_stop(m.step, ctx.steps);
-            match m.train(stop) {
-                Ok(from) => {
-                    let ckpt = Arc::new(m.trainable.save());
-                    done.push((m, from, ckpt));
-                }
-                Err(e) => {
+            // A panicking trainable must not leave the other workers waiting for members
+            // that will never come back: turn it into the run's error here.
+            let trained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                m.train(stop)
+                    .map(|from| (from, Arc::new(m.trainable.save())))
+            }));
+            match trained {
+                Ok(Ok((from, ckpt))) => done.push((m, from, ckpt)),
+                Ok(Err(e)) => {
                     let mut g = lock(shared);
                     g.error.get_or_insert(e);
+                    cv.notify_all();
+                    return;
+                }
+                Err(p) => {
+                    let mut g = lock(shared);
+                    g.error
+                        .get_or_insert(RunError::WorkerPanicked(panic_message(&*p)));
                     cv.notify_all();
                     return;
                 }
