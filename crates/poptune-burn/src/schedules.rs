@@ -13,15 +13,8 @@ use poptune_store::Store;
 fn line(dir: &Path, param: &str) -> Result<Vec<(f64, f64)>> {
     let (store, def) = durable::open_dir(dir).map_err(|e| anyhow!("{e}"))?;
     let members = store.members()?;
-    let best = members
-        .iter()
-        .filter(|m| m.score.is_some())
-        .max_by(|a, b| {
-            let k = |m: &poptune_store::MemberRow| {
-                m.score.map_or(f64::NEG_INFINITY, |s| def.mode.key(s))
-            };
-            k(a).total_cmp(&k(b)).then(b.id.cmp(&a.id))
-        })
+    let best = poptune_cli::commands::best_member(&def, &members)
+        .map(|b| &members[b])
         .ok_or_else(|| anyhow!("{}: no member has a score", dir.display()))?;
     let initial = def.experiment().initial_hyperparams()?;
     let sched = schedule(&initial, &store.events()?, best.id, best.step);

@@ -387,15 +387,8 @@ fn finish<T: Persist + Evaluate>(
     let wall_seconds = began.elapsed().as_secs_f64();
     let (store, _) = durable::open_dir(dir)?;
     let members = store.members()?;
-    let best = members
-        .iter()
-        .filter(|m| m.score.is_some() && m.checkpoint.is_some())
-        .max_by(|a, b| {
-            let k = |m: &poptune_store::MemberRow| {
-                m.score.map_or(f64::NEG_INFINITY, |s| def.mode.key(s))
-            };
-            k(a).total_cmp(&k(b)).then(b.id.cmp(&a.id))
-        })
+    let best = poptune_cli::commands::best_member(def, &members)
+        .map(|b| &members[b])
         .ok_or_else(|| anyhow!("no member has a checkpoint yet"))?;
     let ckpt = best
         .checkpoint

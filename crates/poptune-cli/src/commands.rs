@@ -312,7 +312,11 @@ fn print_status(
     Ok(())
 }
 
-fn best_member(def: &config::ExperimentDef, members: &[poptune_store::MemberRow]) -> Option<usize> {
+/// The best scored member (ties: the lower id), the one `status`, `replay` and `export` mean.
+pub fn best_member(
+    def: &config::ExperimentDef,
+    members: &[poptune_store::MemberRow],
+) -> Option<usize> {
     members
         .iter()
         .filter(|m| m.score.is_some())

@@ -39,16 +39,31 @@ impl Book<'_> {
         row.decisions += 1;
         let mut rng = rng_for(def.seed, Stream::Decision, m, row.step, row.decisions);
         let decision = def.policy.decide(&def.space, self.pop, m, &mut rng);
-        self.apply(m, decision, seq)
+        self.apply(m, decision, seq, None)
     }
 
-    fn apply(&mut self, m: usize, decision: Decision, seq: u64) -> Option<Event> {
+    /// Applies `decision` to member `m`. Donors are taken as they are now, or, with `before`,
+    /// as they were in that snapshot of the population and its checkpoints (a synchronous
+    /// round, whose members all decided on the same state).
+    fn apply(
+        &mut self,
+        m: usize,
+        decision: Decision,
+        seq: u64,
+        before: Option<(&Population, &[Option<String>])>,
+    ) -> Option<Event> {
         let score = self.pop.member(m).score.unwrap_or(f64::NAN);
         let step = self.members[m].step;
         match decision {
             Decision::Continue => None,
             Decision::Exploit { donor, h } => {
-                let info = self.pop.donor_info(donor);
+                let (info, donor_ckpt) = match before {
+                    Some((pop, ckpts)) => (pop.donor_info(donor), ckpts[donor].clone()),
+                    None => (
+                        self.pop.donor_info(donor),
+                        self.members[donor].checkpoint.clone(),
+                    ),
+                };
                 let e = Event {
                     seq,
                     step,
@@ -61,7 +76,6 @@ impl Book<'_> {
                     donor_score: info.score,
                 };
                 self.pop.apply_exploit(m, &info, h.clone());
-                let donor_ckpt = self.members[donor].checkpoint.clone();
                 let row = &mut self.members[m];
                 row.h = h;
                 row.checkpoint = donor_ckpt;
@@ -88,8 +102,8 @@ impl Book<'_> {
         }
     }
 
-    /// The end of a synchronous round at `stop`: every unfinished member decides from the same
-    /// snapshot, then all apply. Events are numbered `stop`.
+    /// The end of a synchronous round at `stop` (every unfinished member is at `stop`): each
+    /// decides from the same snapshot, then all apply. Events are numbered `stop`.
     pub fn sync_round(&mut self, stop: u64) -> Vec<Event> {
         let def = self.def;
         let ids: Vec<usize> = self
@@ -111,49 +125,10 @@ impl Book<'_> {
         let snapshot = self.pop.clone();
         let ckpts: Vec<Option<String>> =
             self.members.iter().map(|r| r.checkpoint.clone()).collect();
-        let mut events = Vec::new();
-        for (m, d) in decisions {
-            let score = snapshot.member(m).score.unwrap_or(f64::NAN);
-            match d {
-                Decision::Exploit { donor, h } => {
-                    let info = snapshot.donor_info(donor);
-                    events.push(Event {
-                        seq: stop,
-                        step: stop,
-                        recipient: m,
-                        donor: Some(donor),
-                        donor_step: info.step,
-                        old_h: self.members[m].h.clone(),
-                        new_h: h.clone(),
-                        recipient_score: score,
-                        donor_score: info.score,
-                    });
-                    self.pop.apply_exploit(m, &info, h.clone());
-                    let row = &mut self.members[m];
-                    row.h = h;
-                    row.checkpoint = ckpts[donor].clone();
-                    row.score = info.score;
-                    row.recent = self.pop.member(m).recent_keys().iter().copied().collect();
-                }
-                Decision::Explore { h } => {
-                    events.push(Event {
-                        seq: stop,
-                        step: stop,
-                        recipient: m,
-                        donor: None,
-                        donor_step: stop,
-                        old_h: self.members[m].h.clone(),
-                        new_h: h.clone(),
-                        recipient_score: score,
-                        donor_score: None,
-                    });
-                    self.pop.set_h(m, h.clone());
-                    self.members[m].h = h;
-                }
-                Decision::Continue => {}
-            }
-        }
-        events
+        decisions
+            .into_iter()
+            .filter_map(|(m, d)| self.apply(m, d, stop, Some((&snapshot, &ckpts))))
+            .collect()
     }
 
     /// Replaces member `m` (which failed too often) by an exploit of the best member with a
@@ -177,7 +152,7 @@ impl Book<'_> {
             poptune::Inherit::WeightsOnly => self.members[m].h.clone(),
         };
         let h = def.policy.explore.apply(&def.space, &base, &mut rng);
-        let e = self.apply(m, Decision::Exploit { donor, h }, seq);
+        let e = self.apply(m, Decision::Exploit { donor, h }, seq, None);
         self.members[m].failures = 0;
         e.ok_or_else(|| "internal: an exploit made no event".to_string())
     }

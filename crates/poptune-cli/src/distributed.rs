@@ -248,10 +248,8 @@ fn train(
         None => None,
         Some(name) => {
             let sum = store
-                .checkpoints()
+                .checkpoint(name)
                 .map_err(|e| fault("checkpoint", e.to_string()))?
-                .into_iter()
-                .find(|c| &c.name == name)
                 .map(|c| c.checksum)
                 .ok_or_else(|| fault("checkpoint", format!("{name} is not in the index")))?;
             ckpts

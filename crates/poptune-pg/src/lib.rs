@@ -207,6 +207,39 @@ impl PostgresStore {
     }
 }
 
+/// The columns [`member_row`] reads, in its order.
+const MEMBER_COLUMNS: &str = "id, h, step, score, recent, checkpoint, decisions, failures, done";
+
+/// A member from a row of [`MEMBER_COLUMNS`]; a damaged JSON column is named in the error.
+fn member_row(r: &postgres::Row) -> Result<MemberRow, (&'static str, serde_json::Error)> {
+    let h: &str = r.get(1);
+    let recent: &str = r.get(4);
+    Ok(MemberRow {
+        id: r.get::<_, i32>(0) as usize,
+        h: serde_json::from_str::<Hyperparams>(h).map_err(|e| ("member hyperparameters", e))?,
+        step: r.get::<_, i64>(2) as u64,
+        score: r.get(3),
+        recent: serde_json::from_str(recent).map_err(|e| ("member scores", e))?,
+        checkpoint: r.get(5),
+        decisions: r.get::<_, i64>(6) as u64,
+        failures: r.get::<_, i32>(7) as u32,
+        done: r.get(8),
+    })
+}
+
+/// The columns [`checkpoint_row`] reads, in its order.
+const CHECKPOINT_COLUMNS: &str = "name, member, step, checksum, score";
+
+fn checkpoint_row(r: &postgres::Row) -> CheckpointRow {
+    CheckpointRow {
+        name: r.get(0),
+        member: r.get::<_, i32>(1) as usize,
+        step: r.get::<_, i64>(2) as u64,
+        checksum: r.get(3),
+        score: r.get(4),
+    }
+}
+
 fn write_member(
     tx: &mut Transaction<'_>,
     exp: &str,
@@ -359,30 +392,15 @@ impl Store for PostgresStore {
     fn members(&self) -> Result<Vec<MemberRow>, StoreError> {
         let rows = self.read(|c, exp| {
             c.query(
-                "SELECT id, h, step, score, recent, checkpoint, decisions, failures, done
-                 FROM poptune_members WHERE experiment = $1 ORDER BY id",
+                &format!(
+                    "SELECT {MEMBER_COLUMNS} FROM poptune_members WHERE experiment = $1 ORDER BY id"
+                ),
                 &[&exp],
             )
         })?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let h: String = r.get(1);
-            let recent: String = r.get(4);
-            out.push(MemberRow {
-                id: r.get::<_, i32>(0) as usize,
-                h: serde_json::from_str::<Hyperparams>(&h)
-                    .map_err(|e| self.corrupt("member hyperparameters", e))?,
-                step: r.get::<_, i64>(2) as u64,
-                score: r.get(3),
-                recent: serde_json::from_str(&recent)
-                    .map_err(|e| self.corrupt("member scores", e))?,
-                checkpoint: r.get(5),
-                decisions: r.get::<_, i64>(6) as u64,
-                failures: r.get::<_, i32>(7) as u32,
-                done: r.get(8),
-            });
-        }
-        Ok(out)
+        rows.iter()
+            .map(|r| member_row(r).map_err(|(what, e)| self.corrupt(what, e)))
+            .collect()
     }
 
     fn commit(&mut self, c: &Commit) -> Result<(), StoreError> {
@@ -433,21 +451,14 @@ impl Store for PostgresStore {
     fn checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError> {
         let rows = self.read(|c, exp| {
             c.query(
-                "SELECT name, member, step, checksum, score FROM poptune_checkpoints
-                 WHERE experiment = $1 ORDER BY member, step",
+                &format!(
+                    "SELECT {CHECKPOINT_COLUMNS} FROM poptune_checkpoints
+                     WHERE experiment = $1 ORDER BY member, step"
+                ),
                 &[&exp],
             )
         })?;
-        Ok(rows
-            .iter()
-            .map(|r| CheckpointRow {
-                name: r.get(0),
-                member: r.get::<_, i32>(1) as usize,
-                step: r.get::<_, i64>(2) as u64,
-                checksum: r.get(3),
-                score: r.get(4),
-            })
-            .collect())
+        Ok(rows.iter().map(checkpoint_row).collect())
     }
 
     fn forget_checkpoints(&mut self, names: &[String]) -> Result<(), StoreError> {
@@ -513,7 +524,7 @@ impl PostgresStore {
     ) -> Result<Option<MemberRow>, StoreError> {
         let secs = lease.as_secs_f64();
         let below = below.map_or(i64::MAX, |b| b.min(i64::MAX as u64) as i64);
-        let id: Option<i32> = self.read(|c, exp| {
+        let row = self.read(|c, exp| {
             let mut tx = c.transaction()?;
             let row = tx.query_opt(
                 "SELECT id FROM poptune_members
@@ -522,22 +533,36 @@ impl PostgresStore {
                  ORDER BY step, id LIMIT 1 FOR UPDATE SKIP LOCKED",
                 &[&exp, &below],
             )?;
-            let id = row.map(|r| r.get::<_, i32>(0));
-            if let Some(id) = id {
-                tx.execute(
-                    "UPDATE poptune_members SET lease_owner = $3,
-                        lease_until = now() + make_interval(secs => $4)
-                     WHERE experiment = $1 AND id = $2",
-                    &[&exp, &id, &owner, &secs],
-                )?;
-            }
+            let claimed = match row {
+                None => None,
+                Some(r) => tx.query_opt(
+                    &format!(
+                        "UPDATE poptune_members SET lease_owner = $3,
+                            lease_until = now() + make_interval(secs => $4)
+                         WHERE experiment = $1 AND id = $2 RETURNING {MEMBER_COLUMNS}"
+                    ),
+                    &[&exp, &r.get::<_, i32>(0), &owner, &secs],
+                )?,
+            };
             tx.commit()?;
-            Ok(id)
+            Ok(claimed)
         })?;
-        match id {
-            None => Ok(None),
-            Some(id) => Ok(self.members()?.into_iter().find(|m| m.id == id as usize)),
-        }
+        row.map(|r| member_row(&r).map_err(|(what, e)| self.corrupt(what, e)))
+            .transpose()
+    }
+
+    /// The index entry of checkpoint `name`, if there is one.
+    pub fn checkpoint(&self, name: &str) -> Result<Option<CheckpointRow>, StoreError> {
+        let row = self.read(|c, exp| {
+            c.query_opt(
+                &format!(
+                    "SELECT {CHECKPOINT_COLUMNS} FROM poptune_checkpoints
+                     WHERE experiment = $1 AND name = $2"
+                ),
+                &[&exp, &name],
+            )
+        })?;
+        Ok(row.as_ref().map(checkpoint_row))
     }
 
     /// Extends `owner`'s lease on `member`; `false` if the lease is no longer `owner`'s.
@@ -580,10 +605,6 @@ impl PostgresStore {
         member: usize,
         decide: impl FnOnce(Vec<MemberRow>, Vec<CheckpointRow>, u64) -> (Commit, T),
     ) -> Result<Ready<T>, StoreError> {
-        let corrupt = |what: &str, e: serde_json::Error| StoreError::Corrupt {
-            path: format!("{} experiment {}", self.location, self.experiment),
-            reason: format!("{what}: {e}"),
-        };
         let mut c = self.client.lock().unwrap_or_else(|e| e.into_inner());
         let exp = self.experiment.clone();
         let db = |e| server(&self.location, e);
@@ -606,44 +627,27 @@ impl PostgresStore {
         if holder.as_deref() != Some(owner) {
             return Ok(Ready::LeaseLost);
         }
-        let rows = tx
+        let members = tx
             .query(
-                "SELECT id, h, step, score, recent, checkpoint, decisions, failures, done
-                 FROM poptune_members WHERE experiment = $1 ORDER BY id",
-                &[&exp],
-            )
-            .map_err(db)?;
-        let mut members = Vec::with_capacity(rows.len());
-        for r in rows {
-            let h: String = r.get(1);
-            let recent: String = r.get(4);
-            members.push(MemberRow {
-                id: r.get::<_, i32>(0) as usize,
-                h: serde_json::from_str(&h).map_err(|e| corrupt("member hyperparameters", e))?,
-                step: r.get::<_, i64>(2) as u64,
-                score: r.get(3),
-                recent: serde_json::from_str(&recent).map_err(|e| corrupt("member scores", e))?,
-                checkpoint: r.get(5),
-                decisions: r.get::<_, i64>(6) as u64,
-                failures: r.get::<_, i32>(7) as u32,
-                done: r.get(8),
-            });
-        }
-        let index: Vec<CheckpointRow> = tx
-            .query(
-                "SELECT name, member, step, checksum, score FROM poptune_checkpoints
-                 WHERE experiment = $1",
+                &format!(
+                    "SELECT {MEMBER_COLUMNS} FROM poptune_members WHERE experiment = $1 ORDER BY id"
+                ),
                 &[&exp],
             )
             .map_err(db)?
             .iter()
-            .map(|r| CheckpointRow {
-                name: r.get(0),
-                member: r.get::<_, i32>(1) as usize,
-                step: r.get::<_, i64>(2) as u64,
-                checksum: r.get(3),
-                score: r.get(4),
-            })
+            .map(|r| member_row(r).map_err(|(what, e)| self.corrupt(what, e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let index: Vec<CheckpointRow> = tx
+            .query(
+                &format!(
+                    "SELECT {CHECKPOINT_COLUMNS} FROM poptune_checkpoints WHERE experiment = $1"
+                ),
+                &[&exp],
+            )
+            .map_err(db)?
+            .iter()
+            .map(checkpoint_row)
             .collect();
         let events: i64 = tx
             .query_one(
