@@ -89,7 +89,16 @@ def serve(factory, stdin=None, stdout=None):
             restore_id = msg.get("restore_id")
             if restore is None:
                 obj = factory(msg["member"])
-            elif current is not None and restore_id is not None and restore_id == current_id:
+            elif (
+                current is not None
+                and restore_id is not None
+                and restore_id == current_id
+                and current.member == msg["member"]
+            ):
+                # The same member continues from the checkpoint this process just wrote: its
+                # state is still in memory. (After an exploit the checkpoint is another
+                # member's: it is loaded into a fresh object below, so that nothing __init__
+                # made from `member` is the donor's.)
                 obj = current
             else:
                 obj = factory(msg["member"])
