@@ -416,6 +416,7 @@ pub fn replay(args: &ReplayArgs) -> Result<(), CliError> {
                 restore.as_ref().map(|(p, n)| (p.as_path(), n.as_str())),
                 (&dir, &id),
                 Duration::from_secs_f64(def.trainable.step_timeout),
+                None,
                 |_| {},
             )
             .map_err(|f| {

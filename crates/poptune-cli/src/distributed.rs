@@ -9,7 +9,8 @@
 //! whatever the dead one was doing is never recorded.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 use poptune::SyncMode;
@@ -20,7 +21,7 @@ use crate::config::ExperimentDef;
 use crate::decisions::{garbage, population, Book};
 use crate::durable::{initial_members, CKPT_DIR, LOG_DIR};
 use crate::external::{Fault, Step};
-use crate::worker::{Failure, ProcessWorkers, SegmentRequest, Workers};
+use crate::worker::{Cancel, Failure, ProcessWorkers, SegmentRequest, Workers, CANCELLED};
 use crate::CliError;
 
 /// Creates the experiment `def` in the database at `url`, or joins it if it exists with the
@@ -173,6 +174,7 @@ fn slot_loop(
             break;
         };
         let round = def.policy.next_stop(min_step, def.stop.steps);
+        let asked = Instant::now();
         let Some(row) = store.claim(owner, lease, sync.then_some(round))? else {
             std::thread::sleep(Duration::from_millis(100));
             continue;
@@ -182,30 +184,64 @@ fn slot_loop(
         } else {
             def.policy.next_stop(row.step, def.stop.steps)
         };
+        let watch = LeaseWatch::new(asked, lease);
+        let m = row.id;
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let beat = &beat;
-        let result = std::thread::scope(|s| {
-            // The heartbeat: renews the lease every third of it until the segment is over
-            // (the channel closes) or the lease is lost.
+        let (beat, watch) = (&beat, &watch);
+        let (our_ckpt, outcome) = std::thread::scope(|s| {
+            // The heartbeat renews the lease every third of it until the segment is recorded
+            // (the channel closes) or the lease is lost. Training stops as soon as the lease
+            // is not known to be ours for a while longer, before another worker can claim it.
             s.spawn(move || {
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     done_rx.recv_timeout(lease / 3)
                 {
-                    if !matches!(beat.heartbeat(owner, row.id, lease), Ok(true)) {
-                        break;
+                    let sent = Instant::now();
+                    match beat.heartbeat(owner, m, lease) {
+                        Ok(true) => watch.renewed(sent),
+                        Ok(false) => {
+                            watch.lost();
+                            break;
+                        }
+                        // Tried again next time; if it keeps failing, the deadline stops the
+                        // segment.
+                        Err(_) => {}
                     }
                 }
             });
-            let r = train(&store, def, ckpts, worker.as_mut(), &row, stop, owner);
+            let cancel = || watch.at_risk();
+            let r = train(
+                &store,
+                def,
+                ckpts,
+                worker.as_mut(),
+                &row,
+                stop,
+                owner,
+                &cancel,
+            );
+            let our_ckpt = r.as_ref().ok().map(|t| t.1.clone());
+            let outcome = match r {
+                Err((f, _)) if f.kind == CANCELLED => None,
+                r => Some(store.ready(owner, m, |members, index, events| {
+                    record(def, members, index, events, m, stop, r)
+                })),
+            };
             drop(done_tx);
-            r
+            (our_ckpt, outcome)
         });
-        let our_ckpt = result.as_ref().ok().map(|t| t.1.clone());
-        let m = row.id;
-        let outcome = store.ready(owner, m, |members, index, events| {
-            record(def, members, index, events, m, stop, result)
-        })?;
-        match outcome {
+        let Some(outcome) = outcome else {
+            summary.lost_leases += 1;
+            let _ = store.release(owner, m);
+            if !quiet {
+                eprintln!(
+                    "{owner}: member {m}: the lease could not be renewed; its segment is stopped \
+                     and discarded"
+                );
+            }
+            continue;
+        };
+        match outcome? {
             Ready::LeaseLost => {
                 summary.lost_leases += 1;
                 if let Some(name) = our_ckpt {
@@ -234,6 +270,7 @@ fn slot_loop(
     Ok(summary)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn train(
     store: &PostgresStore,
     def: &ExperimentDef,
@@ -242,6 +279,7 @@ fn train(
     row: &MemberRow,
     stop: u64,
     owner: &str,
+    cancel: &Cancel<'_>,
 ) -> Result<Trained, Failure> {
     let fault = |kind: &'static str, message: String| (Fault { kind, message }, String::new());
     let restore = match &row.checkpoint {
@@ -272,6 +310,7 @@ fn train(
         restore: restore.as_ref().map(|(p, n)| (p.as_path(), n.as_str())),
         checkpoint: (&tmp, &name),
         timeout: Duration::from_secs_f64(def.trainable.step_timeout),
+        cancel: Some(cancel),
     };
     let steps = match worker.train(&req, &mut |_| {}) {
         Ok(s) => s,
@@ -285,6 +324,51 @@ fn train(
         fault("checkpoint", e.to_string())
     })?;
     Ok((steps, name, sum))
+}
+
+/// What a slot knows of its lease: the moment until which it is surely still its own.
+///
+/// A renewal sent at `t` makes the lease run until at least `t + lease` by the database's clock,
+/// so the lease is taken to be safe until `t + lease - lease/4`; the quarter leaves time to stop
+/// the trainable before another worker may claim the member.
+struct LeaseWatch {
+    base: Instant,
+    lease: Duration,
+    /// Nanoseconds after `base` until which the lease is safe.
+    safe_until: AtomicU64,
+    lost: AtomicBool,
+}
+
+impl LeaseWatch {
+    /// The lease a claim sent at `asked` obtained.
+    fn new(asked: Instant, lease: Duration) -> Self {
+        let w = LeaseWatch {
+            base: asked,
+            lease,
+            safe_until: AtomicU64::new(0),
+            lost: AtomicBool::new(false),
+        };
+        w.renewed(asked);
+        w
+    }
+
+    /// A renewal sent at `sent` succeeded.
+    fn renewed(&self, sent: Instant) {
+        let until = sent.saturating_duration_since(self.base) + self.lease - self.lease / 4;
+        let nanos = until.as_nanos().min(u64::MAX as u128) as u64;
+        self.safe_until.fetch_max(nanos, Ordering::SeqCst);
+    }
+
+    /// The lease is someone else's (or gone).
+    fn lost(&self) {
+        self.lost.store(true, Ordering::SeqCst);
+    }
+
+    /// The lease is lost or may run out before the next renewal could be known.
+    fn at_risk(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+            || self.base.elapsed().as_nanos() >= self.safe_until.load(Ordering::SeqCst) as u128
+    }
 }
 
 fn short_hash(s: &str) -> String {

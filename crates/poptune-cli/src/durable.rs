@@ -535,6 +535,7 @@ fn train(shared: &Shared<'_>, worker: &mut dyn Worker, job: &Job) -> Result<Raw,
         restore: restore.as_ref().map(|(p, n)| (p.as_path(), *n)),
         checkpoint: (&tmp, &name),
         timeout: Duration::from_secs_f64(shared.def.trainable.step_timeout),
+        cancel: None,
     };
     let steps = match worker.train(&req, &mut |_| shared.bar.inc(1)) {
         Ok(s) => s,

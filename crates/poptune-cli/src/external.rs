@@ -137,6 +137,7 @@ impl Process {
         restore: Option<(&Path, &str)>,
         checkpoint: (&Path, &str),
         timeout: Duration,
+        cancel: Option<&crate::worker::Cancel<'_>>,
         mut on_step: impl FnMut(&Step),
     ) -> Result<Vec<Step>, Fault> {
         let req = TrainRequest {
@@ -162,8 +163,14 @@ impl Process {
         }
         let mut out = Vec::with_capacity(steps as usize);
         loop {
-            let line = match self.lines.read_line(timeout) {
+            let line = match self.lines.read_line(timeout, cancel) {
                 ReadLine::Line(l) => l,
+                ReadLine::Cancelled => {
+                    return Err(Fault::new(
+                        crate::worker::CANCELLED,
+                        format!("stopped after {} of {} steps", out.len(), steps),
+                    ))
+                }
                 ReadLine::Failed(e) => {
                     return Err(self.dead(format!("reading its output failed: {e}"), out.len()))
                 }
@@ -293,6 +300,8 @@ enum ReadLine {
     Eof,
     Timeout,
     Failed(std::io::Error),
+    /// `cancel` said stop.
+    Cancelled,
 }
 
 /// Lines from the process's stdout, read in the calling thread with a timeout (poll), so a
@@ -304,7 +313,12 @@ struct LineReader {
 }
 
 impl LineReader {
-    fn read_line(&mut self, timeout: Duration) -> ReadLine {
+    /// The next line, waiting at most `timeout`; with `cancel`, it is asked every 50 ms.
+    fn read_line(
+        &mut self,
+        timeout: Duration,
+        cancel: Option<&crate::worker::Cancel<'_>>,
+    ) -> ReadLine {
         let deadline = Instant::now() + timeout;
         let mut chunk = [0u8; 1 << 15];
         loop {
@@ -322,9 +336,15 @@ impl LineReader {
                 self.buf.drain(..self.start);
                 self.start = 0;
             }
-            let left = deadline.saturating_duration_since(Instant::now());
+            if cancel.is_some_and(|c| c()) {
+                return ReadLine::Cancelled;
+            }
+            let mut left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return ReadLine::Timeout;
+            }
+            if cancel.is_some() {
+                left = left.min(Duration::from_millis(50));
             }
             let mut pfd = libc::pollfd {
                 fd: self.out.as_raw_fd(),

@@ -166,6 +166,12 @@ where
         let mut out = Vec::with_capacity(req.steps as usize);
         for i in 0..req.steps {
             let step = req.start + i + 1;
+            if req.cancel.is_some_and(|c| c()) {
+                return Err(no_stderr(Fault {
+                    kind: crate::worker::CANCELLED,
+                    message: format!("stopped after {i} of {} steps", req.steps),
+                }));
+            }
             let began = Instant::now();
             let result = catch_unwind(AssertUnwindSafe(|| t.step(req.h)));
             self.parent
@@ -276,6 +282,7 @@ mod tests {
             restore,
             checkpoint: ck,
             timeout: std::time::Duration::from_secs(1),
+            cancel: None,
         }
     }
 
@@ -355,5 +362,34 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(f.0.kind, "checkpoint");
+    }
+
+    #[test]
+    fn a_cancelled_segment_stops_between_steps() {
+        let tmp = tempfile::tempdir().unwrap();
+        let loads = Arc::new(Mutex::new(0));
+        let workers = InProcess::new(move |_| Adder {
+            x: 0.0,
+            loads: Arc::clone(&loads),
+        });
+        let a = tmp.path().join("a");
+        std::fs::create_dir(&a).unwrap();
+        let mut w = workers.worker(0, tmp.path());
+        let h = Hyperparams::new().with("lr", 1.0);
+        let seen = std::sync::atomic::AtomicUsize::new(0);
+        let cancel = || seen.load(Ordering::SeqCst) >= 1;
+        let mut req = seg(&h, 0, None, (&a, "a"));
+        req.cancel = Some(&cancel);
+        let f = w
+            .train(&req, &mut |_| {
+                seen.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap_err();
+        assert_eq!(f.0.kind, crate::worker::CANCELLED);
+        assert_eq!(seen.load(Ordering::SeqCst), 1);
+        assert!(
+            !a.join("x").exists(),
+            "a cancelled segment wrote a checkpoint"
+        );
     }
 }

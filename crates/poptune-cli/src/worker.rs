@@ -27,7 +27,16 @@ pub struct SegmentRequest<'a> {
     pub checkpoint: (&'a Path, &'a str),
     /// How long to wait for each step before the segment counts as hung.
     pub timeout: Duration,
+    /// Asked while the segment trains; once it says `true` the segment stops with a
+    /// [`CANCELLED`] fault (a distributed worker that can no longer be sure of its lease).
+    pub cancel: Option<&'a Cancel<'a>>,
 }
+
+/// See [`SegmentRequest::cancel`].
+pub type Cancel<'a> = dyn Fn() -> bool + Sync + 'a;
+
+/// The fault kind of a cancelled segment: not the trainable's fault.
+pub const CANCELLED: &str = "cancelled";
 
 /// A fault, and what the trainable said on stderr before it.
 pub type Failure = (Fault, String);
@@ -108,6 +117,7 @@ impl Worker for ProcessWorker<'_> {
                 req.restore,
                 req.checkpoint,
                 req.timeout,
+                req.cancel,
                 &mut *on_step,
             );
             match r {

@@ -248,3 +248,113 @@ fn asynchronous_workers_survive_kill_9() {
 fn synchronous_workers_survive_kill_9() {
     killed_workers("synchronous");
 }
+
+/// Another worker takes a member's lease while its segment trains (here by SQL, as a worker
+/// would after the lease ran out while this one stalled): the heartbeat sees it and the
+/// segment stops at once, instead of training on beside the new holder; once the lease is
+/// free again the member is trained in full, each step recorded once.
+#[test]
+fn a_worker_whose_lease_is_taken_stops_training() {
+    let url = url();
+    let tmp = tempfile::tempdir().unwrap();
+    let name = unique("steal");
+    let log = tmp.path().join("steps.log");
+    let noop = root().join("examples/noop/noop.py");
+    let file = tmp.path().join("exp.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+name = "{name}"
+population = 1
+directory = "shared"
+
+[policy]
+interval = 30
+
+[space.lr]
+type = "float"
+low = 0.1
+high = 10.0
+
+[stop]
+steps = 30
+
+[trainable]
+command = ["python3", "{noop}"]
+env = {{ POPTUNE_NOOP_SLEEP = "0.2", POPTUNE_NOOP_LOG = "{log}" }}
+"#,
+            noop = noop.display(),
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    let stderr = std::fs::File::create(tmp.path().join("worker.stderr")).unwrap();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_poptune"))
+        .args([
+            "run",
+            file.to_str().unwrap(),
+            "--store",
+            &url,
+            "--lease",
+            "2",
+        ])
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let lines = || {
+        std::fs::read_to_string(&log)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    let t = Instant::now();
+    while lines() < 3 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no steps within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let taken = db
+        .execute(
+            "UPDATE poptune_members SET lease_owner = 'another-worker',
+                lease_until = now() + interval '1 hour'
+             WHERE experiment = $1 AND id = 0 AND lease_owner IS NOT NULL",
+            &[&name],
+        )
+        .unwrap();
+    assert_eq!(taken, 1, "the member was not leased while it trained");
+    // The heartbeat (every 2/3 s) notices; then no further step may start.
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = lines();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        lines(),
+        after,
+        "the worker kept training a member it no longer holds"
+    );
+    assert!(after < 30, "the segment ended before the lease was taken");
+    assert!(run.try_wait().unwrap().is_none(), "the worker exited");
+    // The other worker gives the lease back without recording anything.
+    db.execute(
+        "UPDATE poptune_members SET lease_owner = NULL, lease_until = NULL
+         WHERE experiment = $1",
+        &[&name],
+    )
+    .unwrap();
+    wait_all(std::slice::from_mut(&mut run), Duration::from_secs(60));
+    assert!(run.wait().unwrap().success());
+    let text = std::fs::read_to_string(tmp.path().join("worker.stderr")).unwrap();
+    assert!(
+        text.contains("the lease could not be renewed"),
+        "stderr: {text}"
+    );
+    let store = PostgresStore::open(&url, &name).unwrap();
+    assert_eq!(store.status().unwrap().0, "finished");
+    let steps: Vec<u64> = store.steps().unwrap().iter().map(|s| s.step).collect();
+    assert_eq!(steps, (1..=30).collect::<Vec<_>>());
+    let mut s = store;
+    s.delete().unwrap();
+}
