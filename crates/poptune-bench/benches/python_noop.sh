@@ -32,7 +32,7 @@ env = { POPTUNE_NOOP_SLEEP = "$2" }
 TOML
 }
 write noop 0
-for i in 1 2 3; do
+for i in 1 2 3 4 5; do
   rm -rf "$work/noop"
   start=$(date +%s.%N); "$bin" run "$work/noop.toml" --quiet > /dev/null 2>&1; end=$(date +%s.%N)
   python3 -c "t=$end-$start; print(f'no-op Python trainable: 3200 member-steps in {t:.3f} s = {3200/t:,.0f} member-steps/s')"

@@ -291,8 +291,19 @@ pub fn run(
     }
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::channel::<Handoff>();
+        let (gc_tx, gc_rx) = std::sync::mpsc::channel::<Vec<String>>();
         let shared = &shared;
-        s.spawn(move || committer(shared, rx));
+        s.spawn(move || committer(shared, rx, gc_tx));
+        // Deleting superseded checkpoints is slow file-system work; done here it never holds
+        // up the next group commit. (A deleted name never comes back: it is an older step of
+        // its member, whose step count only grows.)
+        s.spawn(move || {
+            while let Ok(names) = gc_rx.recv() {
+                for name in names {
+                    let _ = shared.ckpts.recycle(&name);
+                }
+            }
+        });
         for slot in 0..def.slots {
             let tx = tx.clone();
             s.spawn(move || slot_loop(shared, workers, slot, tx));
@@ -449,7 +460,11 @@ fn slot_loop(
 
 /// The committer: takes every segment waiting (group commit), makes their checkpoints durable
 /// with one flush of the file system, then records each in its own transaction, in order.
-fn committer(shared: &Shared<'_>, rx: std::sync::mpsc::Receiver<Handoff>) {
+fn committer(
+    shared: &Shared<'_>,
+    rx: std::sync::mpsc::Receiver<Handoff>,
+    gc: std::sync::mpsc::Sender<Vec<String>>,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while let Ok(more) = rx.try_recv() {
@@ -491,8 +506,9 @@ fn committer(shared: &Shared<'_>, rx: std::sync::mpsc::Receiver<Handoff>) {
             };
             results.push((job, result));
         }
-        for name in finish(shared, results) {
-            let _ = shared.ckpts.remove(&name);
+        let garbage = finish(shared, results);
+        if !garbage.is_empty() {
+            let _ = gc.send(garbage);
         }
     }
 }

@@ -11,6 +11,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
@@ -21,7 +22,13 @@ use crate::StoreError;
 pub struct Checkpoints {
     root: PathBuf,
     counter: AtomicU64,
+    /// Emptied directories of deleted checkpoints, under `.tmp`, ready to be handed out again
+    /// by [`Checkpoints::tmp_dir`].
+    spare: Mutex<Vec<PathBuf>>,
 }
+
+/// How many emptied directories [`Checkpoints::recycle`] keeps for reuse.
+const SPARE: usize = 64;
 
 fn io_err(path: &Path, e: io::Error) -> StoreError {
     StoreError::Io {
@@ -37,6 +44,7 @@ impl Checkpoints {
         Ok(Checkpoints {
             root: root.to_path_buf(),
             counter: AtomicU64::new(0),
+            spare: Mutex::new(Vec::new()),
         })
     }
 
@@ -48,14 +56,27 @@ impl Checkpoints {
     /// Removes what interrupted writers left behind.
     pub fn clean_tmp(&self) -> Result<(), StoreError> {
         let tmp = self.root.join(".tmp");
+        self.spare.lock().unwrap_or_else(|e| e.into_inner()).clear();
         if tmp.exists() {
             fs::remove_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
         }
         fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))
     }
 
-    /// A fresh, empty temporary directory for a trainable to write a checkpoint into.
+    /// A fresh, empty temporary directory for a trainable to write a checkpoint into: the
+    /// emptied directory of a deleted checkpoint when there is one (creating and deleting
+    /// directories is the costly part of a small checkpoint on some file systems), else a new
+    /// one.
     pub fn tmp_dir(&self, tag: &str) -> Result<PathBuf, StoreError> {
+        loop {
+            let spare = self.spare.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let Some(dir) = spare else { break };
+            let empty = fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_none());
+            if empty {
+                return Ok(dir);
+            }
+            let _ = fs::remove_dir_all(&dir);
+        }
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let dir = self
             .root
@@ -179,6 +200,43 @@ impl Checkpoints {
         Ok(())
     }
 
+    /// Deletes checkpoint `name`'s contents and keeps its emptied directory for
+    /// [`Checkpoints::tmp_dir`] (or deletes it, when enough are kept).
+    pub fn recycle(&self, name: &str) -> Result<(), StoreError> {
+        let full = self.spare.lock().unwrap_or_else(|e| e.into_inner()).len() >= SPARE;
+        if full {
+            return self.remove(name);
+        }
+        let dir = self.root.join(name);
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let spare = self
+            .root
+            .join(".tmp")
+            .join(format!("spare-{}-{n}", std::process::id()));
+        // Out of the checkpoint namespace first, so a half-emptied checkpoint never exists.
+        match fs::rename(&dir, &spare) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err(&dir, e)),
+        }
+        for entry in fs::read_dir(&spare).map_err(|e| io_err(&spare, e))? {
+            let entry = entry.map_err(|e| io_err(&spare, e))?;
+            let path = entry.path();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            let removed = if is_dir {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            removed.map_err(|e| io_err(&path, e))?;
+        }
+        self.spare
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(spare);
+        Ok(())
+    }
+
     /// Deletes checkpoint `name`.
     pub fn remove(&self, name: &str) -> Result<(), StoreError> {
         let dir = self.root.join(name);
@@ -275,6 +333,46 @@ mod tests {
         }
         assert!(sums[3].is_err());
         assert!(!c.path("c9").exists());
+    }
+
+    #[test]
+    fn a_recycled_checkpoint_is_gone_and_its_directory_comes_back_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Checkpoints::open(dir.path()).unwrap();
+        let tmp = c.tmp_dir("m0").unwrap();
+        fs::write(tmp.join("weights.bin"), b"abc").unwrap();
+        fs::create_dir(tmp.join("sub")).unwrap();
+        fs::write(tmp.join("sub/opt.bin"), b"def").unwrap();
+        c.commit(&tmp, "m0-s5").unwrap();
+        c.recycle("m0-s5").unwrap();
+        assert!(!c.path("m0-s5").exists());
+        // Recycling what is already gone is not an error.
+        c.recycle("m0-s5").unwrap();
+        let again = c.tmp_dir("m0").unwrap();
+        assert_eq!(fs::read_dir(&again).unwrap().count(), 0);
+        assert!(again.starts_with(dir.path().join(".tmp")));
+        // It is used like any new one; the next is new (the spare was handed out).
+        fs::write(again.join("weights.bin"), b"xyz").unwrap();
+        let sum = c.commit(&again, "m0-s10").unwrap();
+        c.verify("m0-s10", &sum).unwrap();
+        let fresh = c.tmp_dir("m0").unwrap();
+        assert_ne!(fresh, again);
+        // A spare that is somehow not empty any more is never handed out.
+        c.recycle("m0-s10").unwrap();
+        let spare = fs::read_dir(dir.path().join(".tmp"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("spare-")
+            })
+            .unwrap();
+        fs::write(spare.join("stray"), b"!").unwrap();
+        let next = c.tmp_dir("m0").unwrap();
+        assert_eq!(fs::read_dir(&next).unwrap().count(), 0);
+        assert!(!spare.exists());
     }
 
     #[test]
