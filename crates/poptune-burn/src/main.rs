@@ -256,6 +256,12 @@ fn compare(args: &CompareArgs) -> Result<(), CliError> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Nothing here writes to a child process: when the reader of stdout goes away
+    // (`poptune-burn compare digits | head`, or poptune ending a `serve`), end quietly.
+    // SAFETY: setting a signal's disposition to the default, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let result = match cli.command {
         Command::Tune(a) => tune(&a),
         Command::Compare(a) => compare(&a),

@@ -36,6 +36,19 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Toy(_) | Command::Status(_) | Command::Report(_) | Command::Export(_)
+    ) {
+        // Commands that only print end quietly when their reader goes away
+        // (`poptune status DIR | head`), as other command-line tools do. The others keep
+        // Rust's default, SIGPIPE ignored: writing to a trainable that died must be an error
+        // they handle, not the end of poptune.
+        // SAFETY: setting a signal's disposition to the default, before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
         Command::Toy(args) => toy::run(&args),
         Command::Run(args) => commands::run(&args),

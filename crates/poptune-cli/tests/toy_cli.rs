@@ -122,3 +122,21 @@ fn unwritable_output_directory_is_an_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("/proc/poptune-cannot-write-here"), "{err}");
 }
+
+#[test]
+fn printing_into_a_closed_pipe_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    // A pipe whose reader is already gone, as after `poptune toy | head -1` has read its line.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_poptune"))
+        .args(["toy", "--seeds", "2", "--out", dir.path().to_str().unwrap()])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
+}
