@@ -139,7 +139,7 @@ fn tune(args: &TuneArgs) -> Result<(), CliError> {
     );
     if !args.quiet {
         poptune_cli::report::run(&ReportArgs {
-            dir: dir.clone(),
+            source: poptune_cli::commands::Source::dir(&dir),
             out: None,
         })?;
     }

@@ -58,15 +58,78 @@ pub struct WorkerArgs {
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
+    #[command(flatten)]
+    pub source: Source,
+}
+
+/// Where an experiment is read from: its directory, or the PostgreSQL database of a
+/// distributed run.
+#[derive(Args, Debug, Clone)]
+pub struct Source {
     /// The experiment directory (the one `poptune run` created).
     #[arg(required_unless_present = "store")]
     pub dir: Option<PathBuf>,
     /// Or: the PostgreSQL database holding the experiment.
-    #[arg(long, value_name = "URL", requires = "experiment")]
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "experiment",
+        conflicts_with = "dir"
+    )]
     pub store: Option<String>,
     /// With --store: the experiment's name.
-    #[arg(long)]
+    #[arg(long, requires = "store")]
     pub experiment: Option<String>,
+}
+
+/// An experiment opened from a [`Source`].
+pub struct Opened {
+    pub store: Box<dyn Store>,
+    pub def: config::ExperimentDef,
+    /// The experiment directory (a distributed run's shared directory), which holds the
+    /// checkpoints.
+    pub dir: PathBuf,
+    /// Where it was read from, for messages.
+    pub place: String,
+}
+
+impl Source {
+    /// The experiment directory `dir`.
+    pub fn dir(dir: &Path) -> Self {
+        Source {
+            dir: Some(dir.to_path_buf()),
+            store: None,
+            experiment: None,
+        }
+    }
+
+    /// Opens the experiment.
+    pub fn open(&self) -> Result<Opened, CliError> {
+        match (&self.store, &self.experiment, &self.dir) {
+            (Some(url), Some(name), _) => {
+                let (store, def) = crate::distributed::definition(url, name)?;
+                let place = format!("{name} in {}", store.location());
+                Ok(Opened {
+                    dir: def.directory.clone(),
+                    store: Box::new(store),
+                    def,
+                    place,
+                })
+            }
+            (None, None, Some(dir)) => {
+                let (store, def) = durable::open_dir(dir)?;
+                Ok(Opened {
+                    store: Box::new(store),
+                    def,
+                    dir: dir.clone(),
+                    place: dir.display().to_string(),
+                })
+            }
+            _ => Err(CliError::usage(anyhow!(
+                "give an experiment directory, or --store URL --experiment NAME"
+            ))),
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -98,8 +161,8 @@ pub struct ReplayArgs {
 
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// The experiment directory.
-    pub dir: PathBuf,
+    #[command(flatten)]
+    pub source: Source,
     /// Where to copy the checkpoint (must not exist yet).
     #[arg(long, short)]
     pub out: PathBuf,
@@ -232,16 +295,8 @@ pub fn resume(args: &ResumeArgs) -> Result<(), CliError> {
 }
 
 pub fn status(args: &StatusArgs) -> Result<(), CliError> {
-    match (&args.store, &args.experiment, &args.dir) {
-        (Some(url), Some(name), _) => {
-            let (store, def) = crate::distributed::definition(url, name)?;
-            print_status(&store, &def, &format!("{} in {}", name, store.location()))
-        }
-        (_, _, Some(dir)) => status_of(dir),
-        _ => Err(CliError::usage(anyhow!(
-            "give an experiment directory, or --store URL --experiment NAME"
-        ))),
-    }
+    let o = args.source.open()?;
+    print_status(o.store.as_ref(), &o.def, &o.place)
 }
 
 fn status_of(dir: &Path) -> Result<(), CliError> {
@@ -346,7 +401,9 @@ fn pick_member(
 }
 
 pub fn export(args: &ExportArgs) -> Result<(), CliError> {
-    let (store, def) = durable::open_dir(&args.dir)?;
+    let Opened {
+        store, def, dir, ..
+    } = args.source.open()?;
     let members = store.members()?;
     let m = pick_member(&def, &members, args.member)?;
     let name = members[m]
@@ -359,7 +416,7 @@ pub fn export(args: &ExportArgs) -> Result<(), CliError> {
             args.out.display()
         )));
     }
-    let ckpts = Checkpoints::open(&args.dir.join(CKPT_DIR))?;
+    let ckpts = Checkpoints::open(&dir.join(CKPT_DIR))?;
     let sum = store
         .checkpoints()?
         .into_iter()

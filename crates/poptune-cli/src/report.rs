@@ -12,24 +12,29 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use poptune::lineage::schedule;
 use poptune::{Event, Hyperparams, Param};
-use poptune_store::{StepRow, Store};
+use poptune_store::StepRow;
 
 use crate::config::ExperimentDef;
-use crate::durable;
 use crate::CliError;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
-    /// The experiment directory.
-    pub dir: PathBuf,
-    /// Where to write the report (default: DIR/report).
+    #[command(flatten)]
+    pub source: crate::commands::Source,
+    /// Where to write the report (default: the experiment directory's report/; for --store,
+    /// the shared directory's).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
 
 pub fn run(args: &ReportArgs) -> Result<(), CliError> {
-    let (store, def) = durable::open_dir(&args.dir)?;
-    let out = args.out.clone().unwrap_or_else(|| args.dir.join("report"));
+    let crate::commands::Opened {
+        store,
+        def,
+        dir,
+        place,
+    } = args.source.open()?;
+    let out = args.out.clone().unwrap_or_else(|| dir.join("report"));
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let steps = store.steps()?;
     let events = store.events()?;
@@ -37,8 +42,7 @@ pub fn run(args: &ReportArgs) -> Result<(), CliError> {
     let (status, elapsed) = store.status()?;
     if steps.is_empty() {
         return Err(CliError::usage(anyhow!(
-            "{} has no recorded steps yet; run the experiment first",
-            args.dir.display()
+            "{place} has no recorded steps yet; run the experiment first"
         )));
     }
     write_exports(&out, &steps, &events)?;

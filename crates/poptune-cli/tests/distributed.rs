@@ -355,6 +355,32 @@ env = {{ POPTUNE_NOOP_SLEEP = "0.2", POPTUNE_NOOP_LOG = "{log}" }}
     assert_eq!(store.status().unwrap().0, "finished");
     let steps: Vec<u64> = store.steps().unwrap().iter().map(|s| s.step).collect();
     assert_eq!(steps, (1..=30).collect::<Vec<_>>());
+    // Status, report and export read a distributed experiment from the database and the
+    // shared directory.
+    let read = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_poptune"))
+            .args(args)
+            .args(["--store", &url, "--experiment", &name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let status = read(&["status"]);
+    assert!(status.contains("status: finished"), "{status}");
+    let report = tmp.path().join("report");
+    read(&["report", "--out", report.to_str().unwrap()]);
+    let csv = std::fs::read_to_string(report.join("steps.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 31, "{csv}");
+    assert!(report.join("report.html").is_file());
+    let best = tmp.path().join("best");
+    read(&["export", "--out", best.to_str().unwrap()]);
+    let state = std::fs::read_to_string(best.join("state.txt")).unwrap();
+    assert!(state.starts_with("30 "), "{state}");
     let mut s = store;
     s.delete().unwrap();
 }
