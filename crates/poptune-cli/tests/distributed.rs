@@ -372,6 +372,11 @@ env = {{ POPTUNE_NOOP_SLEEP = "0.2", POPTUNE_NOOP_LOG = "{log}" }}
     };
     let status = read(&["status"]);
     assert!(status.contains("status: finished"), "{status}");
+    let elapsed = store.status().unwrap().1;
+    assert!(
+        elapsed > 3.0,
+        "running time {elapsed} s, though training alone took over 3 s"
+    );
     let report = tmp.path().join("report");
     read(&["report", "--out", report.to_str().unwrap()]);
     let csv = std::fs::read_to_string(report.join("steps.csv")).unwrap();

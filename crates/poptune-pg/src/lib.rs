@@ -658,6 +658,15 @@ impl PostgresStore {
             .get(0);
         let (commit, out) = decide(members, index, events as u64);
         write_commit(&mut tx, &exp, &commit).map_err(db)?;
+        // Many workers train at once: the running time is the wall time from the experiment's
+        // creation to its latest recorded segment.
+        tx.execute(
+            "UPDATE poptune_experiments
+             SET elapsed = GREATEST(elapsed, EXTRACT(EPOCH FROM now() - created_at))
+             WHERE name = $1",
+            &[&exp],
+        )
+        .map_err(db)?;
         tx.execute(
             "UPDATE poptune_members SET lease_owner = NULL, lease_until = NULL
              WHERE experiment = $1 AND id = $2 AND lease_owner = $3",
