@@ -262,13 +262,14 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         return status_of(&def.directory);
     }
     eprintln!(
-        "{} experiment `{}` in {} ({} members, {} steps each, {} slots)",
+        "{} experiment `{}` in {} ({} members, {} steps each, {} slot{})",
         if resumed { "resuming" } else { "starting" },
         def.name,
         def.directory.display(),
         def.population,
         def.stop.steps,
-        def.slots
+        def.slots,
+        if def.slots == 1 { "" } else { "s" }
     );
     let progress = !args.quiet && std::io::stderr().is_terminal();
     let summary = durable::run(&def, store, &ProcessWorkers::new(&def.trainable), progress)?;

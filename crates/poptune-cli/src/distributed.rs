@@ -94,7 +94,8 @@ pub fn work(
     let id = format!("{}-{}", host(), std::process::id());
     if !quiet {
         eprintln!(
-            "worker {id}: experiment `{name}`, {slots} slots, lease {:.0} s, checkpoints in {}",
+            "worker {id}: experiment `{name}`, {slots} slot{}, lease {:.0} s, checkpoints in {}",
+            if slots == 1 { "" } else { "s" },
             lease.as_secs_f64(),
             ckpts.root().display()
         );
