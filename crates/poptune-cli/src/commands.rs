@@ -259,7 +259,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
             "experiment {} has already finished; nothing to do",
             def.directory.display()
         );
-        return status_of(&def.directory);
+        return print_status(&store, &def, &def.directory.display().to_string());
     }
     eprintln!(
         "{} experiment `{}` in {} ({} members, {} steps each, {} slot{})",
@@ -282,7 +282,7 @@ pub fn resume(args: &ResumeArgs) -> Result<(), CliError> {
     let (status, _) = store.status()?;
     if status == "finished" {
         println!("experiment {} has already finished", args.dir.display());
-        return status_of(&args.dir);
+        return print_status(&store, &def, &args.dir.display().to_string());
     }
     eprintln!(
         "resuming experiment `{}` in {}",
@@ -298,11 +298,6 @@ pub fn resume(args: &ResumeArgs) -> Result<(), CliError> {
 pub fn status(args: &StatusArgs) -> Result<(), CliError> {
     let o = args.source.open()?;
     print_status(o.store.as_ref(), &o.def, &o.place)
-}
-
-fn status_of(dir: &Path) -> Result<(), CliError> {
-    let (store, def) = durable::open_dir(dir)?;
-    print_status(&store, &def, &dir.display().to_string())
 }
 
 fn print_status(

@@ -95,17 +95,7 @@ pub fn initial_members(def: &ExperimentDef) -> Result<Vec<MemberRow>, CliError> 
     Ok(initial
         .into_iter()
         .enumerate()
-        .map(|(id, h)| MemberRow {
-            id,
-            h,
-            step: 0,
-            score: None,
-            recent: vec![],
-            checkpoint: None,
-            decisions: 0,
-            failures: 0,
-            done: false,
-        })
+        .map(|(id, h)| MemberRow::new(id, h))
         .collect())
 }
 

@@ -268,6 +268,14 @@ mod tests {
         }
     }
 
+    /// In-process workers of [`Adder`]s that count their restores in `loads`.
+    fn adders(loads: Arc<Mutex<usize>>) -> InProcess<Adder, impl Fn(usize) -> Adder + Sync> {
+        InProcess::new(move |_| Adder {
+            x: 0.0,
+            loads: Arc::clone(&loads),
+        })
+    }
+
     fn seg<'a>(
         h: &'a Hyperparams,
         start: u64,
@@ -290,11 +298,7 @@ mod tests {
     fn trains_saves_and_restores_from_memory_or_disk() {
         let tmp = tempfile::tempdir().unwrap();
         let loads = Arc::new(Mutex::new(0));
-        let l2 = Arc::clone(&loads);
-        let workers = InProcess::new(move |_| Adder {
-            x: 0.0,
-            loads: Arc::clone(&l2),
-        });
+        let workers = adders(Arc::clone(&loads));
         let h = Hyperparams::new().with("lr", 1.5);
         let a = tmp.path().join("a");
         std::fs::create_dir(&a).unwrap();
@@ -335,11 +339,7 @@ mod tests {
     #[test]
     fn errors_panics_and_nan_are_faults() {
         let tmp = tempfile::tempdir().unwrap();
-        let loads = Arc::new(Mutex::new(0));
-        let workers = InProcess::new(move |_| Adder {
-            x: 0.0,
-            loads: Arc::clone(&loads),
-        });
+        let workers = adders(Arc::new(Mutex::new(0)));
         let a = tmp.path().join("a");
         std::fs::create_dir(&a).unwrap();
         let mut w = workers.worker(0, tmp.path());
@@ -367,11 +367,7 @@ mod tests {
     #[test]
     fn a_cancelled_segment_stops_between_steps() {
         let tmp = tempfile::tempdir().unwrap();
-        let loads = Arc::new(Mutex::new(0));
-        let workers = InProcess::new(move |_| Adder {
-            x: 0.0,
-            loads: Arc::clone(&loads),
-        });
+        let workers = adders(Arc::new(Mutex::new(0)));
         let a = tmp.path().join("a");
         std::fs::create_dir(&a).unwrap();
         let mut w = workers.worker(0, tmp.path());

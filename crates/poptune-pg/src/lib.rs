@@ -610,12 +610,21 @@ impl PostgresStore {
         let db = |e| server(&self.location, e);
         let mut tx = c.transaction().map_err(db)?;
         // The experiment's row lock serialises ready decisions; the member's row lock keeps
-        // a claim from slipping in between the lease check and the release.
-        tx.query_one(
-            "SELECT 1 FROM poptune_experiments WHERE name = $1 FOR UPDATE",
-            &[&exp],
-        )
-        .map_err(db)?;
+        // a claim from slipping in between the lease check and the release. The statement
+        // that takes the lock also records the running time (many workers train at once: the
+        // wall time from the experiment's creation to its latest recorded segment; `now()` is
+        // the transaction's start, and a ready that finds its lease lost rolls it back).
+        let found = tx
+            .execute(
+                "UPDATE poptune_experiments
+                 SET elapsed = GREATEST(elapsed, EXTRACT(EPOCH FROM now() - created_at))
+                 WHERE name = $1",
+                &[&exp],
+            )
+            .map_err(db)?;
+        if found != 1 {
+            return Err(self.corrupt("experiment", "its row is missing"));
+        }
         let holder: Option<String> = tx
             .query_opt(
                 "SELECT lease_owner FROM poptune_members WHERE experiment = $1 AND id = $2
@@ -658,15 +667,6 @@ impl PostgresStore {
             .get(0);
         let (commit, out) = decide(members, index, events as u64);
         write_commit(&mut tx, &exp, &commit).map_err(db)?;
-        // Many workers train at once: the running time is the wall time from the experiment's
-        // creation to its latest recorded segment.
-        tx.execute(
-            "UPDATE poptune_experiments
-             SET elapsed = GREATEST(elapsed, EXTRACT(EPOCH FROM now() - created_at))
-             WHERE name = $1",
-            &[&exp],
-        )
-        .map_err(db)?;
         tx.execute(
             "UPDATE poptune_members SET lease_owner = NULL, lease_until = NULL
              WHERE experiment = $1 AND id = $2 AND lease_owner = $3",

@@ -316,6 +316,15 @@ fn checksum(dir: &Path, files: &[PathBuf]) -> Result<String, StoreError> {
 mod tests {
     use super::*;
 
+    /// A temporary checkpoint directory holding a file and a file in a subdirectory.
+    fn two_files(c: &Checkpoints) -> PathBuf {
+        let tmp = c.tmp_dir("m0").unwrap();
+        fs::write(tmp.join("weights.bin"), b"abc").unwrap();
+        fs::create_dir(tmp.join("sub")).unwrap();
+        fs::write(tmp.join("sub/opt.bin"), b"def").unwrap();
+        tmp
+    }
+
     #[test]
     fn batch_commit() {
         let dir = tempfile::tempdir().unwrap();
@@ -339,10 +348,7 @@ mod tests {
     fn a_recycled_checkpoint_is_gone_and_its_directory_comes_back_empty() {
         let dir = tempfile::tempdir().unwrap();
         let c = Checkpoints::open(dir.path()).unwrap();
-        let tmp = c.tmp_dir("m0").unwrap();
-        fs::write(tmp.join("weights.bin"), b"abc").unwrap();
-        fs::create_dir(tmp.join("sub")).unwrap();
-        fs::write(tmp.join("sub/opt.bin"), b"def").unwrap();
+        let tmp = two_files(&c);
         c.commit(&tmp, "m0-s5").unwrap();
         c.recycle("m0-s5").unwrap();
         assert!(!c.path("m0-s5").exists());
@@ -379,10 +385,7 @@ mod tests {
     fn commit_verify_and_detect_corruption() {
         let dir = tempfile::tempdir().unwrap();
         let c = Checkpoints::open(dir.path()).unwrap();
-        let tmp = c.tmp_dir("m0").unwrap();
-        fs::write(tmp.join("weights.bin"), b"abc").unwrap();
-        fs::create_dir(tmp.join("sub")).unwrap();
-        fs::write(tmp.join("sub/opt.bin"), b"def").unwrap();
+        let tmp = two_files(&c);
         let sum = c.commit(&tmp, "m0-s5").unwrap();
         assert!(!tmp.exists());
         c.verify("m0-s5", &sum).unwrap();

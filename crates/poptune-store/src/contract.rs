@@ -6,17 +6,7 @@ use poptune::{Event, Hyperparams};
 use crate::{CheckpointRow, Commit, FaultRow, MemberRow, StepRow, Store};
 
 fn member(id: usize) -> MemberRow {
-    MemberRow {
-        id,
-        h: Hyperparams::new().with("lr", 0.1).with("batch", 32i64),
-        step: 0,
-        score: None,
-        recent: vec![],
-        checkpoint: None,
-        decisions: 0,
-        failures: 0,
-        done: false,
-    }
+    MemberRow::new(id, Hyperparams::new().with("lr", 0.1).with("batch", 32i64))
 }
 
 fn ckpt(name: &str, member: usize, step: u64) -> CheckpointRow {

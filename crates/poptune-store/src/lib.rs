@@ -83,6 +83,23 @@ pub struct MemberRow {
     pub done: bool,
 }
 
+impl MemberRow {
+    /// Member `id` before its first segment, with hyperparameters `h`.
+    pub fn new(id: usize, h: Hyperparams) -> Self {
+        MemberRow {
+            id,
+            h,
+            step: 0,
+            score: None,
+            recent: vec![],
+            checkpoint: None,
+            decisions: 0,
+            failures: 0,
+            done: false,
+        }
+    }
+}
+
 /// One recorded step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepRow {
