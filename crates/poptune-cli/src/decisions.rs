@@ -158,19 +158,16 @@ impl Book<'_> {
     }
 }
 
-/// Checkpoints nothing refers to any more: all but every member's current checkpoint and the
-/// best one ever written. They leave the index in the same commit that makes them unneeded,
-/// and their files are deleted after it: a checkpoint on disk that the index lost is harmless,
-/// an index entry without its files is not.
+/// Checkpoints nothing refers to any more: all but those in `referenced` (every member's
+/// current checkpoint) and the best one ever written. They leave the index in the same commit
+/// that makes them unneeded, and their files are deleted after it: a checkpoint on disk that
+/// the index lost is harmless, an index entry without its files is not.
 pub fn garbage<'a>(
     mode: Mode,
-    members: &[MemberRow],
+    referenced: impl Iterator<Item = &'a str>,
     index: impl Iterator<Item = &'a CheckpointRow> + Clone,
 ) -> Vec<String> {
-    let mut keep: BTreeSet<&str> = members
-        .iter()
-        .filter_map(|r| r.checkpoint.as_deref())
-        .collect();
+    let mut keep: BTreeSet<&str> = referenced.collect();
     if let Some(best) = index
         .clone()
         .max_by(|a, b| mode.key(a.score).total_cmp(&mode.key(b.score)))

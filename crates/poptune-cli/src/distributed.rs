@@ -470,7 +470,8 @@ fn record(
         }
     }
     c.members.push(members[m].clone());
-    c.forget = garbage(def.mode, &members, index.iter());
+    let referenced = members.iter().filter_map(|r| r.checkpoint.as_deref());
+    c.forget = garbage(def.mode, referenced, index.iter());
     if members.iter().all(|r| r.done) {
         c.status = Some("finished".into());
     }

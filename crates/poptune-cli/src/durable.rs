@@ -1,12 +1,22 @@
 //! The durable runner: trainables on `slots` workers (external processes or in-process code),
-//! every result committed to the experiment's store, so that a run killed at any moment continues where it stopped.
+//! every result committed to the experiment's store, so that a run killed at any moment
+//! continues where it stopped.
 //!
-//! A segment's steps, its checkpoint, the member's new state and the ready decision are one
-//! transaction. A member killed mid-segment has nothing recorded for that segment and trains it
-//! again from its last checkpoint; nothing is lost and nothing is counted twice. In synchronous
-//! mode the last member to reach a round's boundary commits the whole round's decisions with
-//! its segment, so a resumed synchronous run makes exactly the decisions an uninterrupted one
-//! makes.
+//! A segment's steps, its checkpoint, the member's new state and the ready decision are
+//! recorded together. A member killed mid-segment has nothing recorded for that segment and
+//! trains it again from its last checkpoint; nothing is lost and nothing is counted twice. In
+//! synchronous mode the last member to reach a round's boundary records the whole round's
+//! decisions with its segment, so a resumed synchronous run makes exactly the decisions an
+//! uninterrupted one makes.
+//!
+//! Training never waits for the disk. A slot places a segment's checkpoint (renamed into the
+//! checkpoint folder, not yet flushed), applies the result and the ready decision to the state
+//! in memory, and the member can train again at once. The committer records the segments in
+//! the order they were applied, in groups: one flush of the file system for the group's
+//! checkpoints, then one transaction. So the store always holds a prefix of what happened in
+//! memory, every checkpoint it names is durable, and a decision is never recorded without the
+//! results it saw. A checkpoint superseded before its group is flushed is deleted without ever
+//! being written to disk.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -115,8 +125,15 @@ struct Job {
 }
 
 struct State {
-    store: SqliteStore,
+    /// Every checkpoint placed and not yet deleted, recorded or not.
     index: BTreeMap<String, CheckpointRow>,
+    /// The checkpoints the store's index holds.
+    recorded_index: BTreeMap<String, CheckpointRow>,
+    /// Each member's checkpoint as the store records it (the members' rows in memory run
+    /// ahead of the store by the segments still waiting to be recorded).
+    recorded_refs: Vec<Option<String>>,
+    /// Segments handed to the committer and not yet recorded.
+    unrecorded: usize,
     pop: Population,
     members: Vec<MemberRow>,
     queue: VecDeque<usize>,
@@ -138,6 +155,8 @@ struct Shared<'a> {
     def: &'a ExperimentDef,
     ckpts: Checkpoints,
     logs: PathBuf,
+    /// Written by the committer only (and at the end).
+    store: Mutex<SqliteStore>,
     state: Mutex<State>,
     cv: Condvar,
     bar: ProgressBar,
@@ -160,6 +179,7 @@ pub fn run(
     progress: bool,
 ) -> Result<Summary, CliError> {
     let dir = &def.directory;
+    let _lock = lock_dir(dir)?;
     let ckpts = Checkpoints::open(&dir.join(CKPT_DIR))?;
     ckpts.clean_tmp()?;
     let logs = dir.join(LOG_DIR);
@@ -194,6 +214,8 @@ pub fn run(
             }
         }
     }
+    // Checkpoints placed by a run that stopped before recording them.
+    ckpts.sweep(|name| index.contains_key(name))?;
     let pop = crate::decisions::population(def, &members);
     let events = store.events()?;
     let seq = events.len() as u64;
@@ -247,8 +269,11 @@ pub fn run(
         def,
         ckpts,
         logs,
+        store: Mutex::new(store),
         state: Mutex::new(State {
-            store,
+            recorded_index: index.clone(),
+            recorded_refs: members.iter().map(|m| m.checkpoint.clone()).collect(),
+            unrecorded: 0,
             index,
             pop,
             members,
@@ -299,7 +324,7 @@ pub fn run(
             s.spawn(move || slot_loop(shared, workers, slot, tx));
         }
     });
-    let mut st = lock(&shared.state);
+    let st = lock(&shared.state);
     shared.bar.finish_and_clear();
     for l in &shared.board {
         l.finish_and_clear();
@@ -321,7 +346,11 @@ pub fn run(
         elapsed: st.last_commit.elapsed().as_secs_f64(),
         ..Commit::default()
     };
-    st.store.commit(&c)?;
+    shared
+        .store
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .commit(&c)?;
     let best = st
         .pop
         .best()
@@ -393,6 +422,11 @@ fn claim(shared: &Shared<'_>) -> Option<Job> {
                 continue;
             }
         }
+        if st.unrecorded >= MAX_UNRECORDED {
+            // The disk is far behind: wait for it rather than risk more work on a crash.
+            st = shared.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+            continue;
+        }
         if let Some(m) = st.queue.pop_front() {
             st.running += 1;
             let row = &st.members[m];
@@ -426,11 +460,42 @@ fn claim(shared: &Shared<'_>) -> Option<Job> {
     }
 }
 
-/// What a slot hands to the committer.
-type Handoff = (Job, Result<Raw, Failure>);
+/// What a slot hands to the committer: what to record of one segment (its steps, the
+/// checkpoint it placed, the member's new row and its decision), already applied to the state
+/// in memory.
+type Handoff = Commit;
 
-/// A slot: one worker (a trainable process, or an in-process trainable). It hands each trained segment to the committer and goes on
-/// with the next member while the checkpoint is made durable and recorded.
+/// How many segments may wait to be recorded before the slots wait for the disk.
+const MAX_UNRECORDED: usize = 1024;
+
+/// Holds the experiment directory for this process: a second `poptune run` or `resume` of the
+/// same experiment would train the same members and delete each other's checkpoints.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, CliError> {
+    let path = dir.join("poptune.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(CliError::usage(anyhow!(
+            "another poptune process is running the experiment in {}; wait for it to end or \
+             stop it (Ctrl-C) before running it again, and watch it with `poptune status {}`",
+            dir.display(),
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(anyhow!(e)
+            .context(format!("cannot lock {}", path.display()))
+            .into()),
+    }
+}
+
+/// A slot: one worker (a trainable process, or an in-process trainable). After each segment
+/// it places the checkpoint, records the result and the ready decision in memory and hands
+/// them to the committer; the member can train again at once, while its checkpoint is made
+/// durable and recorded.
 fn slot_loop(
     shared: &Shared<'_>,
     workers: &dyn Workers,
@@ -440,94 +505,187 @@ fn slot_loop(
     let log = shared.logs.join(format!("slot-{slot}.stderr.log"));
     let mut worker = workers.worker(slot, &log);
     while let Some(job) = claim(shared) {
-        let raw = train(shared, worker.as_mut(), &job);
-        if tx.send((job, raw)).is_err() {
+        let outcome = train(shared, worker.as_mut(), &job);
+        let mut guard = lock(&shared.state);
+        let st = &mut *guard;
+        let mut commit = Commit::default();
+        let (again, round_done) = record(shared, st, &job, outcome, &mut commit);
+        if again {
+            st.queue.push_back(job.member);
+        }
+        if round_done {
+            refill_round(shared, st);
+        }
+        update_message(shared, st);
+        // Handed over under the lock, so the committer records segments in the order their
+        // decisions saw them: a decision is never recorded before a result it depended on.
+        st.unrecorded += 1;
+        let sent = tx.send(commit).is_ok();
+        shared.cv.notify_all();
+        if !sent {
             break;
         }
     }
     worker.finish();
 }
 
-/// The committer: takes every segment waiting (group commit), makes their checkpoints durable
-/// with one flush of the file system, then records each in its own transaction, in order.
+/// The committer: takes the segments waiting (group commit, at most one flush every
+/// [`FLUSH_EVERY`]), deletes the checkpoints among them that are already superseded (they are
+/// never written to disk), makes the others durable with one flush of the file system, then
+/// records the batch in one transaction, in order, together with the older checkpoints that
+/// nothing needs any more. A checkpoint is recorded only once it is durable, so after a crash
+/// the store names only whole checkpoints.
 fn committer(
     shared: &Shared<'_>,
     rx: std::sync::mpsc::Receiver<Handoff>,
     gc: std::sync::mpsc::Sender<Vec<String>>,
 ) {
+    let mut last_flush = Instant::now();
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
+        let deadline = last_flush + FLUSH_EVERY;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            match rx.recv_timeout(deadline - now) {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
         while let Ok(more) = rx.try_recv() {
             batch.push(more);
         }
-        let items: Vec<(PathBuf, String)> = batch
-            .iter()
-            .filter_map(|(_, r)| {
-                r.as_ref()
-                    .ok()
-                    .map(|(_, tmp, name)| (tmp.clone(), name.clone()))
-            })
-            .collect();
-        let mut sums = shared.ckpts.commit_batch(&items).into_iter();
-        let mut results = Vec::with_capacity(batch.len());
-        for (job, raw) in batch {
-            let result = match raw {
-                Ok((steps, tmp, name)) => match sums.next() {
-                    Some(Ok(sum)) => Ok((steps, name, sum)),
-                    Some(Err(e)) => {
-                        let _ = std::fs::remove_dir_all(&tmp);
-                        Err((
-                            Fault {
-                                kind: "checkpoint",
-                                message: e.to_string(),
-                            },
-                            String::new(),
-                        ))
-                    }
-                    None => Err((
-                        Fault {
-                            kind: "checkpoint",
-                            message: "the checkpoint was not committed".into(),
-                        },
-                        String::new(),
-                    )),
-                },
-                Err(f) => Err(f),
-            };
-            results.push((job, result));
+        last_flush = Instant::now();
+        let n = batch.len();
+        let (mut c, superseded) = prepare(shared, batch);
+        for name in &superseded {
+            let _ = shared.ckpts.recycle(name);
         }
-        let garbage = finish(shared, results);
-        if !garbage.is_empty() {
-            let _ = gc.send(garbage);
+        let placed: Vec<String> = c.checkpoints.iter().map(|r| r.name.clone()).collect();
+        if let Err(e) = shared.ckpts.flush(&placed) {
+            fail(shared, format!("cannot flush the checkpoints to disk: {e}"));
+            return;
+        }
+        {
+            // The running time up to this commit.
+            let mut st = lock(&shared.state);
+            let now = Instant::now();
+            c.elapsed = (now - st.last_commit).as_secs_f64();
+            st.last_commit = now;
+        }
+        let committed = shared
+            .store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .commit(&c);
+        if let Err(e) = committed {
+            fail(shared, format!("cannot record the results: {e}"));
+            return;
+        }
+        {
+            let mut st = lock(&shared.state);
+            for name in &c.forget {
+                st.recorded_index.remove(name);
+                st.index.remove(name);
+            }
+            st.unrecorded -= n;
+            shared.cv.notify_all();
+        }
+        if !c.forget.is_empty() {
+            let _ = gc.send(c.forget);
         }
     }
 }
 
-/// A segment trained: its steps, the temporary checkpoint directory and the checkpoint's name.
-type Raw = (Vec<Step>, PathBuf, String);
+/// The longest a segment waits to be recorded (unless the disk is slower). Waiting lets one
+/// flush cover many segments, and a member's checkpoint that a newer one supersedes in the
+/// meantime is deleted before it is ever written to disk.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+
+/// Stops the run with a fatal error.
+fn fail(shared: &Shared<'_>, why: String) {
+    let mut st = lock(&shared.state);
+    if st.fatal.is_none() {
+        st.fatal = Some(why);
+    }
+    shared.cv.notify_all();
+}
+
+/// Turns a batch of segments into one commit. Its `forget` lists the recorded checkpoints
+/// that no member needs any more, neither in memory nor in the store once the commit lands;
+/// the batch's own checkpoints that are already unneeded are left out of it and returned, to
+/// be deleted before the flush.
+fn prepare(shared: &Shared<'_>, batch: Vec<Handoff>) -> (Commit, Vec<String>) {
+    let mut guard = lock(&shared.state);
+    let st = &mut *guard;
+    let mut c = Commit::default();
+    for part in batch {
+        c.steps.extend(part.steps);
+        c.checkpoints.extend(part.checkpoints);
+        c.members.extend(part.members);
+        c.events.extend(part.events);
+        c.faults.extend(part.faults);
+    }
+    // The store's view once this commit lands. A checkpoint that neither it nor the members
+    // in memory (which run ahead of it) refer to is never needed again: a member only ever
+    // comes to refer to a checkpoint that another member refers to at that moment.
+    for row in &c.checkpoints {
+        st.recorded_index.insert(row.name.clone(), row.clone());
+    }
+    for m in &c.members {
+        st.recorded_refs[m.id] = m.checkpoint.clone();
+    }
+    let referenced = st
+        .recorded_refs
+        .iter()
+        .flatten()
+        .chain(st.members.iter().filter_map(|m| m.checkpoint.as_ref()))
+        .map(String::as_str);
+    let unneeded: std::collections::BTreeSet<String> =
+        crate::decisions::garbage(shared.def.mode, referenced, st.recorded_index.values())
+            .into_iter()
+            .collect();
+    let (superseded, kept): (Vec<CheckpointRow>, Vec<CheckpointRow>) = c
+        .checkpoints
+        .drain(..)
+        .partition(|r| unneeded.contains(&r.name));
+    c.checkpoints = kept;
+    for r in &superseded {
+        st.recorded_index.remove(&r.name);
+        st.index.remove(&r.name);
+    }
+    let mine: std::collections::BTreeSet<&str> =
+        superseded.iter().map(|r| r.name.as_str()).collect();
+    c.forget = unneeded
+        .iter()
+        .filter(|n| !mine.contains(n.as_str()))
+        .cloned()
+        .collect();
+    (c, superseded.into_iter().map(|r| r.name).collect())
+}
+
+/// A segment trained: its steps, the name of the checkpoint it placed and its checksum.
 type Trained = (Vec<Step>, String, String);
 /// A segment's end: trained and checkpointed, or a fault with the process's stderr.
 type Outcome = Result<Trained, Failure>;
 
-fn train(shared: &Shared<'_>, worker: &mut dyn Worker, job: &Job) -> Result<Raw, Failure> {
+fn train(shared: &Shared<'_>, worker: &mut dyn Worker, job: &Job) -> Outcome {
     let no_stderr = |f: Fault| (f, String::new());
+    let ckpt_fault = |e: poptune_store::StoreError| {
+        no_stderr(Fault {
+            kind: "checkpoint",
+            message: e.to_string(),
+        })
+    };
     if let Some((name, sum)) = &job.restore {
-        shared.ckpts.verify(name, sum).map_err(|e| {
-            no_stderr(Fault {
-                kind: "checkpoint",
-                message: e.to_string(),
-            })
-        })?;
+        shared.ckpts.verify(name, sum).map_err(ckpt_fault)?;
     }
     let tmp = shared
         .ckpts
         .tmp_dir(&format!("m{}", job.member))
-        .map_err(|e| {
-            no_stderr(Fault {
-                kind: "checkpoint",
-                message: e.to_string(),
-            })
-        })?;
+        .map_err(ckpt_fault)?;
     let restore = job
         .restore
         .as_ref()
@@ -543,65 +701,23 @@ fn train(shared: &Shared<'_>, worker: &mut dyn Worker, job: &Job) -> Result<Raw,
         timeout: Duration::from_secs_f64(shared.def.trainable.step_timeout),
         cancel: None,
     };
-    let steps = match worker.train(&req, &mut |_| shared.bar.inc(1)) {
-        Ok(s) => s,
-        Err(f) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            return Err(f);
-        }
-    };
-    let empty = std::fs::read_dir(&tmp)
-        .map(|mut d| d.next().is_none())
-        .unwrap_or(true);
-    if empty {
+    let placed = worker
+        .train(&req, &mut |_| shared.bar.inc(1))
+        .and_then(|steps| match shared.ckpts.place(&tmp, &name) {
+            Ok(Some(sum)) => Ok((steps, name, sum)),
+            Ok(None) => Err(no_stderr(Fault {
+                kind: "protocol",
+                message: format!(
+                    "said \"saved\" but wrote no files into the checkpoint directory {}",
+                    tmp.display()
+                ),
+            })),
+            Err(e) => Err(ckpt_fault(e)),
+        });
+    if placed.is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
-        return Err(no_stderr(Fault {
-            kind: "protocol",
-            message: format!(
-                "said \"saved\" but wrote no files into the checkpoint directory {}",
-                tmp.display()
-            ),
-        }));
     }
-    Ok((steps, tmp, name))
-}
-
-/// Records segments' results (or faults) and makes their ready decisions, all in one commit;
-/// returns the checkpoints that are no longer needed, for the caller to delete outside the
-/// lock.
-fn finish(shared: &Shared<'_>, results: Vec<(Job, Outcome)>) -> Vec<String> {
-    let mut guard = lock(&shared.state);
-    let st = &mut *guard;
-    let mut c = Commit {
-        elapsed: st.last_commit.elapsed().as_secs_f64(),
-        ..Commit::default()
-    };
-    let mut requeue = Vec::new();
-    let mut round_done = false;
-    for (job, result) in results {
-        let (again, done) = record(shared, st, &job, result, &mut c);
-        if again {
-            requeue.push(job.member);
-        }
-        round_done |= done;
-    }
-    c.forget = garbage(shared, st);
-    if let Err(e) = st.store.commit(&c) {
-        st.fatal = Some(format!("cannot record the results: {e}"));
-        shared.cv.notify_all();
-        return Vec::new();
-    }
-    for name in &c.forget {
-        st.index.remove(name);
-    }
-    st.last_commit = Instant::now();
-    st.queue.extend(requeue);
-    if round_done {
-        refill_round(shared, st);
-    }
-    update_message(shared, st);
-    shared.cv.notify_all();
-    std::mem::take(&mut c.forget)
+    placed
 }
 
 /// Records one segment's result (or fault) into `c` and the in-memory state, with its ready
@@ -800,8 +916,4 @@ fn replace(shared: &Shared<'_>, st: &mut State, m: usize, c: &mut Commit) {
             ))
         }
     }
-}
-
-fn garbage(shared: &Shared<'_>, st: &State) -> Vec<String> {
-    crate::decisions::garbage(shared.def.mode, &st.members, st.index.values())
 }

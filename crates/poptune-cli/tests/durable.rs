@@ -219,6 +219,144 @@ fn killed_runs_resume_to_the_same_result() {
     assert!(dest.join("state.txt").is_file());
 }
 
+/// Checks what a store and its checkpoint folder say after any stop: per member, steps 1..n
+/// each once; every member's checkpoint indexed; every indexed checkpoint whole.
+fn check_consistent(exp: &Path) {
+    let store = SqliteStore::open(&exp.join("experiment.db")).unwrap();
+    let steps = store.steps().unwrap();
+    let members = store.members().unwrap();
+    let index = store.checkpoints().unwrap();
+    let ckpts = poptune_store::Checkpoints::open(&exp.join("checkpoints")).unwrap();
+    for m in &members {
+        let mine: Vec<u64> = steps
+            .iter()
+            .filter(|s| s.member == m.id)
+            .map(|s| s.step)
+            .collect();
+        assert_eq!(
+            mine,
+            (1..=mine.len() as u64).collect::<Vec<_>>(),
+            "member {}",
+            m.id
+        );
+        assert_eq!(mine.len() as u64, m.step, "member {}", m.id);
+        if let Some(c) = &m.checkpoint {
+            assert!(
+                index.iter().any(|k| &k.name == c),
+                "member {}'s checkpoint {c} is not indexed",
+                m.id
+            );
+        }
+    }
+    for k in &index {
+        ckpts.verify(&k.name, &k.checksum).unwrap();
+    }
+}
+
+#[test]
+fn killed_asynchronous_runs_stay_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = experiment(dir.path(), "asynchronous", "");
+    let exp = dir.path().join("exp");
+    let mut kills = 0;
+    for i in 0..12u64 {
+        let mut child = poptune()
+            .arg("run")
+            .arg(&file)
+            .arg("--quiet")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(60 + 15 * i));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+        check_consistent(&exp);
+    }
+    assert!(
+        kills > 3,
+        "the test must really interrupt runs ({kills} kills)"
+    );
+    // A checkpoint directory that no index records (what a run killed between placing a
+    // checkpoint and recording it leaves) is deleted when the run continues.
+    let orphan = exp.join("checkpoints/m0099-s00000005");
+    std::fs::create_dir_all(&orphan).unwrap();
+    std::fs::write(orphan.join("state.txt"), "0 0.5").unwrap();
+    run_to_end(&file);
+    check_consistent(&exp);
+    let store = SqliteStore::open(&exp.join("experiment.db")).unwrap();
+    assert_eq!(store.status().unwrap().0, "finished");
+    assert_eq!(store.steps().unwrap().len(), 6 * 30);
+    // No checkpoint went missing or bad on the way (that would be a fault of kind
+    // "checkpoint"): the no-op trainable itself never fails here.
+    assert_eq!(store.faults().unwrap(), vec![], "faults");
+    let mut on_disk: Vec<String> = std::fs::read_dir(exp.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".tmp")
+        .collect();
+    on_disk.sort();
+    let mut indexed: Vec<String> = store
+        .checkpoints()
+        .unwrap()
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
+    indexed.sort();
+    assert_eq!(
+        on_disk, indexed,
+        "the folder holds exactly the indexed checkpoints"
+    );
+}
+
+#[test]
+fn a_second_run_of_a_running_experiment_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = experiment(
+        dir.path(),
+        "asynchronous",
+        "env = { POPTUNE_NOOP_SLEEP = \"0.05\" }",
+    );
+    let mut first = poptune()
+        .arg("run")
+        .arg(&file)
+        .arg("--quiet")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Until the first run has created the experiment, the second could be the first.
+    let db = dir.path().join("exp/experiment.db");
+    let start = Instant::now();
+    while SqliteStore::open(&db)
+        .and_then(|s| s.steps())
+        .map_or(true, |s| s.is_empty())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the first run records nothing"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for cmd in ["run", "resume"] {
+        let target = if cmd == "run" {
+            file.clone()
+        } else {
+            dir.path().join("exp")
+        };
+        let out = poptune().arg(cmd).arg(&target).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+        assert!(err.contains("another poptune process"), "{cmd}: {err}");
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    check_consistent(&dir.path().join("exp"));
+}
+
 fn faulty(kind: &str, times: u32, dir: &Path) -> (PathBuf, Output) {
     let counter = dir.join("fault-counter");
     let env = format!(

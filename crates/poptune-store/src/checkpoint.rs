@@ -1,11 +1,20 @@
 //! Immutable checkpoint directories.
 //!
-//! A trainable writes its checkpoint into a fresh temporary directory. [`Checkpoints::commit`]
-//! then fsyncs every file, computes a checksum over the names and contents, renames the
-//! directory into place and fsyncs the parent, so a checkpoint either exists whole or not at
-//! all. Nothing ever writes into a committed checkpoint again; restoring verifies the checksum
-//! first. A member that exploits a donor points at the donor's checkpoint; since it never
-//! changes, there is nothing to race with.
+//! A trainable writes its checkpoint into a fresh temporary directory. There are two ways to
+//! make it a checkpoint:
+//!
+//! - [`Checkpoints::commit`] fsyncs every file, computes a checksum over the names and
+//!   contents, renames the directory into place and fsyncs the parent: the checkpoint is
+//!   durable when it returns (the distributed workers use this).
+//! - [`Checkpoints::place`] computes the checksum and renames the directory into place at
+//!   once, so that training can go on from it; [`Checkpoints::flush`] later makes a whole group
+//!   of placed checkpoints durable with one flush of the file system. A placed checkpoint may
+//!   be recorded in an index only after that flush; until then it is not a checkpoint but a
+//!   directory that [`Checkpoints::sweep`] deletes when a run starts again after a crash.
+//!
+//! Nothing ever writes into a checkpoint again; restoring verifies the checksum first. A
+//! member that exploits a donor points at the donor's checkpoint; since it never changes,
+//! there is nothing to race with.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -111,51 +120,37 @@ impl Checkpoints {
         Ok(sum)
     }
 
-    /// Commits several temporary directories at once (group commit): checksums, one flush of
-    /// the file system for all their files (`syncfs` on Linux, per-file fsync elsewhere), the
-    /// renames, and one fsync of the folder. Returns each checksum, or why it failed.
-    pub fn commit_batch(&self, items: &[(PathBuf, String)]) -> Vec<Result<String, StoreError>> {
-        let mut sums: Vec<Result<String, StoreError>> = items
-            .iter()
-            .map(|(tmp, _)| {
-                let files = list_files(tmp)?;
-                checksum(tmp, &files).map(|s| (s, files))
-            })
-            .map(|r| r.map(|(s, _)| s))
-            .collect();
-        if let Err(e) = self.flush_all(items, &sums) {
-            return items.iter().map(|_| Err(e.clone_shallow())).collect();
+    /// Puts the temporary directory `tmp` in place as checkpoint `name` without flushing it:
+    /// checksum, then rename (replacing a directory of that name that no index records: a
+    /// placed checkpoint of a run that stopped before recording it). A placed checkpoint can be
+    /// read at once, so the next segment can start from it, but it is not durable until
+    /// [`Checkpoints::flush`], and no index may record it before then. Returns the checksum,
+    /// or `None` when `tmp` holds no files (then nothing is placed).
+    pub fn place(&self, tmp: &Path, name: &str) -> Result<Option<String>, StoreError> {
+        let files = list_files(tmp)?;
+        if files.is_empty() {
+            return Ok(None);
         }
-        for ((tmp, name), sum) in items.iter().zip(sums.iter_mut()) {
-            if sum.is_err() {
-                continue;
+        let sum = checksum(tmp, &files)?;
+        let dest = self.root.join(name);
+        match fs::rename(tmp, &dest) {
+            Ok(()) => {}
+            Err(_) if dest.is_dir() => {
+                fs::remove_dir_all(&dest).map_err(|e| io_err(&dest, e))?;
+                fs::rename(tmp, &dest).map_err(|e| io_err(&dest, e))?;
             }
-            let dest = self.root.join(name);
-            let renamed = (|| {
-                if dest.exists() {
-                    fs::remove_dir_all(&dest).map_err(|e| io_err(&dest, e))?;
-                }
-                fs::rename(tmp, &dest).map_err(|e| io_err(&dest, e))
-            })();
-            if let Err(e) = renamed {
-                *sum = Err(e);
-            }
+            Err(e) => return Err(io_err(&dest, e)),
         }
-        if let Err(e) = sync_dir(&self.root) {
-            return items.iter().map(|_| Err(e.clone_shallow())).collect();
-        }
-        sums
+        Ok(Some(sum))
     }
 
-    /// Makes the files of every good item durable.
-    fn flush_all(
-        &self,
-        items: &[(PathBuf, String)],
-        sums: &[Result<String, StoreError>],
-    ) -> Result<(), StoreError> {
+    /// Makes placed checkpoints durable: their files, their directories and their names. On
+    /// Linux one `syncfs` flushes them all at once (group commit); elsewhere every file and
+    /// directory is fsynced.
+    pub fn flush(&self, names: &[String]) -> Result<(), StoreError> {
         #[cfg(target_os = "linux")]
         {
-            let _ = (items, sums);
+            let _ = names;
             let dir = File::open(&self.root).map_err(|e| io_err(&self.root, e))?;
             use std::os::fd::AsRawFd;
             // SAFETY: syncfs takes a valid open file descriptor, which `dir` holds.
@@ -167,18 +162,33 @@ impl Checkpoints {
         }
         #[cfg(not(target_os = "linux"))]
         {
-            for ((tmp, _), sum) in items.iter().zip(sums) {
-                if sum.is_ok() {
-                    for f in list_files(tmp)? {
-                        File::open(tmp.join(&f))
-                            .and_then(|h| h.sync_all())
-                            .map_err(|e| io_err(&tmp.join(&f), e))?;
-                    }
-                    sync_dir(tmp)?;
+            for name in names {
+                let dir = self.root.join(name);
+                for f in list_files(&dir)? {
+                    File::open(dir.join(&f))
+                        .and_then(|h| h.sync_all())
+                        .map_err(|e| io_err(&dir.join(&f), e))?;
                 }
+                sync_dir(&dir)?;
             }
-            Ok(())
+            sync_dir(&self.root)
         }
+    }
+
+    /// Deletes the checkpoints for which `keep` says no: directories a run placed but never
+    /// recorded before it stopped. Returns how many went.
+    pub fn sweep(&self, keep: impl Fn(&str) -> bool) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for entry in fs::read_dir(&self.root).map_err(|e| io_err(&self.root, e))? {
+            let entry = entry.map_err(|e| io_err(&self.root, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == ".tmp" || keep(&name) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            fs::remove_dir_all(entry.path()).map_err(|e| io_err(&entry.path(), e))?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// The absolute path of checkpoint `name`.
@@ -326,22 +336,41 @@ mod tests {
     }
 
     #[test]
-    fn batch_commit() {
+    fn placed_checkpoints_are_readable_at_once_then_flushed_and_swept() {
         let dir = tempfile::tempdir().unwrap();
         let c = Checkpoints::open(dir.path()).unwrap();
-        let mut items = Vec::new();
+        let mut names = Vec::new();
+        let mut sums = Vec::new();
         for i in 0..3 {
             let tmp = c.tmp_dir("m").unwrap();
             fs::write(tmp.join("x"), format!("{i}")).unwrap();
-            items.push((tmp, format!("c{i}")));
+            let name = format!("c{i}");
+            sums.push(c.place(&tmp, &name).unwrap().unwrap());
+            assert!(!tmp.exists());
+            names.push(name);
         }
-        items.push((dir.path().join("missing"), "c9".to_string()));
-        let sums = c.commit_batch(&items);
-        for (i, s) in sums.iter().take(3).enumerate() {
-            c.verify(&format!("c{i}"), s.as_ref().unwrap()).unwrap();
+        c.flush(&names).unwrap();
+        for (name, sum) in names.iter().zip(&sums) {
+            c.verify(name, sum).unwrap();
         }
-        assert!(sums[3].is_err());
+        // An empty directory is not placed.
+        let empty = c.tmp_dir("m").unwrap();
+        assert_eq!(c.place(&empty, "c9").unwrap(), None);
         assert!(!c.path("c9").exists());
+        // A missing one is an error naming it.
+        let err = c.place(&dir.path().join("missing"), "c8").unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
+        // Placing over a leftover of the same name replaces it.
+        let tmp = c.tmp_dir("m").unwrap();
+        fs::write(tmp.join("y"), b"new").unwrap();
+        let sum = c.place(&tmp, "c0").unwrap().unwrap();
+        c.verify("c0", &sum).unwrap();
+        assert!(!c.path("c0").join("x").exists());
+        // The sweep deletes what `keep` refuses, and never the temporary folder.
+        assert_eq!(c.sweep(|n| n != "c1").unwrap(), 1);
+        assert!(!c.path("c1").exists());
+        assert!(c.path("c0").exists() && c.path("c2").exists());
+        assert!(dir.path().join(".tmp").is_dir());
     }
 
     #[test]
