@@ -37,7 +37,7 @@ pub struct Checkpoints {
 }
 
 /// How many emptied directories [`Checkpoints::recycle`] keeps for reuse.
-const SPARE: usize = 64;
+const SPARE: usize = 256;
 
 fn io_err(path: &Path, e: io::Error) -> StoreError {
     StoreError::Io {
