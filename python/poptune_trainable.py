@@ -26,7 +26,6 @@ import json
 import math
 import sys
 import time
-import traceback
 
 PROTOCOL = 1
 
@@ -71,8 +70,14 @@ def serve(factory, stdin=None, stdout=None):
     from disk.
     """
     stdin = stdin or sys.stdin
-    out = stdout or sys.stdout
-    if stdout is None:
+    out = stdout
+    if out is None:
+        # The protocol's own buffered stream on stdout's file descriptor: this module flushes
+        # it when an answer is due, so quick steps' lines go out in one write even when
+        # PYTHONUNBUFFERED is set (it makes sys.stdout write every line on its own).
+        sys.stdout.flush()
+        out = open(sys.stdout.fileno(), "w", buffering=1 << 16, encoding="utf-8",
+                   newline="\n", closefd=False)
         sys.stdout = sys.stderr  # print() in user code must not corrupt the protocol
 
     def send(msg):
@@ -137,6 +142,8 @@ def serve(factory, stdin=None, stdout=None):
             current, current_id = obj, msg.get("checkpoint_id")
             send({"type": "saved"})
         except Exception as exc:  # report, keep serving; poptune restarts the member
+            import traceback  # only here: it costs a few ms of every start-up
+
             traceback.print_exc(file=sys.stderr)
             current, current_id = None, None
             send({"type": "error", "message": "%s: %s" % (type(exc).__name__, exc)})

@@ -526,6 +526,8 @@ fn slot_loop(
             break;
         }
     }
+    // The committer can record this slot's last segments while the trainable shuts down.
+    drop(tx);
     worker.finish();
 }
 

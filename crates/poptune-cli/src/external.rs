@@ -152,13 +152,15 @@ impl Process {
             checkpoint: checkpoint.0,
             checkpoint_id: checkpoint.1,
         };
-        let line = serde_json::to_string(&req)
+        let mut line = serde_json::to_vec(&req)
             .map_err(|e| Fault::new("protocol", format!("cannot encode the request: {e}")))?;
+        line.push(b'\n');
         let stdin = self
             .stdin
             .as_mut()
             .ok_or_else(|| Fault::new("crash", "the process's stdin is closed"))?;
-        if let Err(e) = writeln!(stdin, "{line}").and_then(|_| stdin.flush()) {
+        // One write for the whole line: the process wakes up once, to a complete request.
+        if let Err(e) = stdin.write_all(&line).and_then(|_| stdin.flush()) {
             return Err(self.dead(format!("cannot write to the process: {e}"), 0));
         }
         let mut out = Vec::with_capacity(steps as usize);
@@ -255,11 +257,15 @@ impl Process {
     /// One that had answered earlier segments in full and left before this one began simply
     /// exited between segments: kind `exited`, which is not a fault.
     fn dead(&mut self, what: String, done: usize) -> Fault {
-        let status = match self.child.wait_timeout_ms(200) {
+        let exit = self.child.wait_timeout_ms(200);
+        let status = match exit {
             Some(s) => format!(" (exit status: {s})"),
             None => String::new(),
         };
-        let kind = if done == 0 && self.segments > 0 {
+        // A process may end after a segment (cleanly, before its next request): then a new
+        // one takes over. One that fails or dies of a signal crashed, even before its first
+        // line for this segment.
+        let kind = if done == 0 && self.segments > 0 && exit.is_some_and(|s| s.success()) {
             "exited"
         } else {
             "crash"
