@@ -373,10 +373,13 @@ fn faulty(kind: &str, times: u32, dir: &Path) -> (PathBuf, Output) {
         "synchronous",
         &format!("{env}\nstep_timeout = {timeout}"),
     );
+    // Without PYTHONUNBUFFERED (set on some machines, unset on most): a crash must be a fault
+    // even when the helper had nothing flushed yet for the segment.
     let out = poptune()
         .arg("run")
         .arg(&file)
         .arg("--quiet")
+        .env_remove("PYTHONUNBUFFERED")
         .output()
         .unwrap();
     (file, out)
