@@ -5,7 +5,8 @@
 #   2. 10 ms steps on 2 slots: wall time divided by the ideal (32 × 100 × 10 ms / 2 = 16 s).
 # Usage: bash crates/poptune-bench/benches/python_noop.sh [PARENT]   (from the repository root)
 # The experiments are written to a new temporary directory under PARENT (default: the system's
-# temporary directory), e.g. /dev/shm to leave the disk out.
+# temporary directory), e.g. /dev/shm to leave the disk out. PYFLAGS adds options to the
+# interpreter's command line, e.g. PYFLAGS=-S to measure without site-packages.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 cargo build --release -q -p poptune-cli
@@ -29,7 +30,7 @@ log = true
 [stop]
 steps = 100
 [trainable]
-command = ["$py", "$PWD/examples/noop/noop.py"]
+command = ["$py", ${PYFLAGS:+\"$PYFLAGS\", }"$PWD/examples/noop/noop.py"]
 env = { POPTUNE_NOOP_SLEEP = "$2" }
 TOML
 }
