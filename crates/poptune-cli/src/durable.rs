@@ -134,6 +134,8 @@ struct State {
     recorded_refs: Vec<Option<String>>,
     /// Segments handed to the committer and not yet recorded.
     unrecorded: usize,
+    /// How the run ended, once the committer has recorded it.
+    ended: Option<String>,
     pop: Population,
     members: Vec<MemberRow>,
     queue: VecDeque<usize>,
@@ -155,8 +157,8 @@ struct Shared<'a> {
     def: &'a ExperimentDef,
     ckpts: Checkpoints,
     logs: PathBuf,
-    /// Written by the committer only (and at the end).
-    store: Mutex<SqliteStore>,
+    /// Written by the committer only, which also records the run's end and closes it.
+    store: Mutex<Option<SqliteStore>>,
     state: Mutex<State>,
     cv: Condvar,
     bar: ProgressBar,
@@ -269,11 +271,12 @@ pub fn run(
         def,
         ckpts,
         logs,
-        store: Mutex::new(store),
+        store: Mutex::new(Some(store)),
         state: Mutex::new(State {
             recorded_index: index.clone(),
             recorded_refs: members.iter().map(|m| m.checkpoint.clone()).collect(),
             unrecorded: 0,
+            ended: None,
             index,
             pop,
             members,
@@ -332,25 +335,28 @@ pub fn run(
     if let Some(f) = st.fatal.clone() {
         return Err(anyhow!(f).into());
     }
-    let all_done = st.members.iter().all(|m| m.done);
-    let status = if all_done {
-        "finished".to_string()
-    } else {
-        format!(
-            "stopped: {}",
-            st.stop.clone().unwrap_or_else(|| "interrupted".into())
-        )
+    let status = match st.ended.clone() {
+        Some(status) => status,
+        // The committer ended without recording the end (it cannot have failed: that is
+        // fatal): record it here.
+        None => {
+            let status = end_status(&st);
+            let c = Commit {
+                status: Some(status.clone()),
+                elapsed: st.last_commit.elapsed().as_secs_f64(),
+                ..Commit::default()
+            };
+            if let Some(store) = shared
+                .store
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_mut()
+            {
+                store.commit(&c)?;
+            }
+            status
+        }
     };
-    let c = Commit {
-        status: Some(status.clone()),
-        elapsed: st.last_commit.elapsed().as_secs_f64(),
-        ..Commit::default()
-    };
-    shared
-        .store
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .commit(&c)?;
     let best = st
         .pop
         .best()
@@ -577,11 +583,15 @@ fn committer(
             c.elapsed = (now - st.last_commit).as_secs_f64();
             st.last_commit = now;
         }
-        let committed = shared
+        let committed = match shared
             .store
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .commit(&c);
+            .as_mut()
+        {
+            Some(store) => store.commit(&c),
+            None => return,
+        };
         if let Err(e) = committed {
             fail(shared, format!("cannot record the results: {e}"));
             return;
@@ -599,12 +609,53 @@ fn committer(
             let _ = gc.send(c.forget);
         }
     }
+    // Every slot has stopped: nothing more will be recorded.
+    drop(gc);
+    record_end(shared);
 }
 
 /// The longest a segment waits to be recorded (unless the disk is slower). Waiting lets one
 /// flush cover many segments, and a member's checkpoint that a newer one supersedes in the
 /// meantime is deleted before it is ever written to disk.
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
+
+/// How the run ended, once no slot trains any more.
+fn end_status(st: &State) -> String {
+    if st.members.iter().all(|m| m.done) {
+        "finished".to_string()
+    } else {
+        format!(
+            "stopped: {}",
+            st.stop.clone().unwrap_or_else(|| "interrupted".into())
+        )
+    }
+}
+
+/// Records how the run ended and closes the store (its last flush to the database file
+/// happens here, while the trainables shut down).
+fn record_end(shared: &Shared<'_>) {
+    let mut st = lock(&shared.state);
+    let status = end_status(&st);
+    let c = Commit {
+        status: Some(status.clone()),
+        elapsed: st.last_commit.elapsed().as_secs_f64(),
+        ..Commit::default()
+    };
+    let Some(mut store) = shared
+        .store
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    else {
+        return;
+    };
+    match store.commit(&c) {
+        Ok(()) => st.ended = Some(status),
+        Err(e) => st.fatal = Some(format!("cannot record the end of the run: {e}")),
+    }
+    drop(st);
+    drop(store);
+}
 
 /// Stops the run with a fatal error.
 fn fail(shared: &Shared<'_>, why: String) {
