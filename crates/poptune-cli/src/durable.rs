@@ -492,9 +492,15 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File, CliError> {
             dir.display(),
             dir.display()
         ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(anyhow!(e)
-            .context(format!("cannot lock {}", path.display()))
-            .into()),
+        Err(std::fs::TryLockError::Error(e)) => {
+            // Some network file systems have no locks: run, as without one, and say so.
+            eprintln!(
+                "warning: cannot lock {} ({e}); make sure no other poptune process runs this \
+                 experiment at the same time",
+                path.display()
+            );
+            Ok(file)
+        }
     }
 }
 

@@ -313,6 +313,33 @@ fn killed_asynchronous_runs_stay_consistent() {
 }
 
 #[test]
+fn a_stopping_rule_ends_the_run_and_the_store_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = experiment(dir.path(), "asynchronous", "");
+    // The no-op member 5 scores 0.805 and more from its first step.
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("steps = 30", "steps = 30\ntarget = 0.8");
+    std::fs::write(&file, text).unwrap();
+    let out = run_to_end(&file);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("stopped: member 5 reached the target"),
+        "{stdout}"
+    );
+    let exp = dir.path().join("exp");
+    let store = SqliteStore::open(&exp.join("experiment.db")).unwrap();
+    let (status, elapsed) = store.status().unwrap();
+    assert!(
+        status.starts_with("stopped: member 5 reached the target"),
+        "{status}"
+    );
+    assert!(elapsed > 0.0, "running time {elapsed}");
+    assert!(store.steps().unwrap().len() < 6 * 30, "it stopped early");
+    check_consistent(&exp);
+}
+
+#[test]
 fn a_second_run_of_a_running_experiment_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let file = experiment(
