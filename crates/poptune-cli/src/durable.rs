@@ -134,8 +134,6 @@ struct State {
     recorded_refs: Vec<Option<String>>,
     /// Segments handed to the committer and not yet recorded.
     unrecorded: usize,
-    /// How the run ended, once the committer has recorded it.
-    ended: Option<String>,
     pop: Population,
     members: Vec<MemberRow>,
     queue: VecDeque<usize>,
@@ -276,7 +274,6 @@ pub fn run(
             recorded_index: index.clone(),
             recorded_refs: members.iter().map(|m| m.checkpoint.clone()).collect(),
             unrecorded: 0,
-            ended: None,
             index,
             pop,
             members,
@@ -335,28 +332,8 @@ pub fn run(
     if let Some(f) = st.fatal.clone() {
         return Err(anyhow!(f).into());
     }
-    let status = match st.ended.clone() {
-        Some(status) => status,
-        // The committer ended without recording the end (it cannot have failed: that is
-        // fatal): record it here.
-        None => {
-            let status = end_status(&st);
-            let c = Commit {
-                status: Some(status.clone()),
-                elapsed: st.last_commit.elapsed().as_secs_f64(),
-                ..Commit::default()
-            };
-            if let Some(store) = shared
-                .store
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .as_mut()
-            {
-                store.commit(&c)?;
-            }
-            status
-        }
-    };
+    // The committer recorded it (or failed, which is fatal); the state has not changed since.
+    let status = end_status(&st);
     let best = st
         .pop
         .best()
@@ -641,9 +618,8 @@ fn end_status(st: &State) -> String {
 /// happens here, while the trainables shut down).
 fn record_end(shared: &Shared<'_>) {
     let mut st = lock(&shared.state);
-    let status = end_status(&st);
     let c = Commit {
-        status: Some(status.clone()),
+        status: Some(end_status(&st)),
         elapsed: st.last_commit.elapsed().as_secs_f64(),
         ..Commit::default()
     };
@@ -655,9 +631,8 @@ fn record_end(shared: &Shared<'_>) {
     else {
         return;
     };
-    match store.commit(&c) {
-        Ok(()) => st.ended = Some(status),
-        Err(e) => st.fatal = Some(format!("cannot record the end of the run: {e}")),
+    if let Err(e) = store.commit(&c) {
+        st.fatal = Some(format!("cannot record the end of the run: {e}"));
     }
     drop(st);
     drop(store);

@@ -254,8 +254,8 @@ impl Process {
     }
 
     /// The fault for a process that went away after answering `done` steps of this segment.
-    /// One that had answered earlier segments in full and left before this one began simply
-    /// exited between segments: kind `exited`, which is not a fault.
+    /// One that had answered earlier segments in full and left with exit code 0 before this
+    /// one began simply exited between segments: kind `exited`, which is not a fault.
     fn dead(&mut self, what: String, done: usize) -> Fault {
         let exit = self.child.wait_timeout_ms(200);
         let status = match exit {

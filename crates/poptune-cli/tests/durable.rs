@@ -1,7 +1,7 @@
 //! `poptune run` with an external Python trainable: kill -9 and resume, faults, bad files.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use poptune_store::{SqliteStore, Store};
@@ -103,6 +103,30 @@ fn run_to_end(file: &Path) -> Output {
     out
 }
 
+/// `poptune run FILE --quiet` in the background, its output discarded.
+fn start_quietly(file: &Path) -> Child {
+    poptune()
+        .arg("run")
+        .arg(file)
+        .arg("--quiet")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Starts a run and kills it (SIGKILL) after `delay` unless it ended first; whether it did.
+fn run_killed_after(file: &Path, delay: Duration) -> bool {
+    let mut child = start_quietly(file);
+    std::thread::sleep(delay);
+    let killed = child.try_wait().unwrap().is_none();
+    if killed {
+        child.kill().unwrap();
+    }
+    child.wait().unwrap();
+    killed
+}
+
 #[test]
 fn killed_runs_resume_to_the_same_result() {
     let reference = tempfile::tempdir().unwrap();
@@ -127,21 +151,8 @@ fn killed_runs_resume_to_the_same_result() {
     // Kill it at many points, then let it finish.
     let mut kills = 0;
     for i in 0..12u32 {
-        let mut child = poptune()
-            .arg("run")
-            .arg(&file)
-            .arg("--quiet")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
         let delay = full.mul_f64(0.08 + 0.05 * f64::from(i % 5)) + Duration::from_millis(40);
-        std::thread::sleep(delay);
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-            kills += 1;
-        }
-        child.wait().unwrap();
+        kills += u32::from(run_killed_after(&file, delay));
         // The history is consistent at every point: no duplicate, no gap per member.
         let (_, steps, _) = snapshot(dir.path());
         for m in 0..6 {
@@ -260,20 +271,7 @@ fn killed_asynchronous_runs_stay_consistent() {
     let exp = dir.path().join("exp");
     let mut kills = 0;
     for i in 0..12u64 {
-        let mut child = poptune()
-            .arg("run")
-            .arg(&file)
-            .arg("--quiet")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(60 + 15 * i));
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-            kills += 1;
-        }
-        child.wait().unwrap();
+        kills += u32::from(run_killed_after(&file, Duration::from_millis(60 + 15 * i)));
         check_consistent(&exp);
     }
     assert!(
@@ -347,14 +345,7 @@ fn a_second_run_of_a_running_experiment_is_refused() {
         "asynchronous",
         "env = { POPTUNE_NOOP_SLEEP = \"0.05\" }",
     );
-    let mut first = poptune()
-        .arg("run")
-        .arg(&file)
-        .arg("--quiet")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = start_quietly(&file);
     // Until the first run has created the experiment, the second could be the first.
     let db = dir.path().join("exp/experiment.db");
     let start = Instant::now();

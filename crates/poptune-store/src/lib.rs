@@ -181,23 +181,6 @@ pub fn metrics_from_json(text: &str) -> Result<Vec<(String, f64)>, serde_json::E
         .collect())
 }
 
-impl StoreError {
-    /// A copy for reporting the same failure several times (the source error as text).
-    pub fn clone_shallow(&self) -> StoreError {
-        match self {
-            StoreError::Io { path, source } => StoreError::Io {
-                path: path.clone(),
-                source: std::io::Error::new(source.kind(), source.to_string()),
-            },
-            StoreError::Corrupt { path, reason } => StoreError::Corrupt {
-                path: path.clone(),
-                reason: reason.clone(),
-            },
-            other => StoreError::Mismatch(other.to_string()),
-        }
-    }
-}
-
 /// What the runners need from storage.
 pub trait Store: Send {
     /// Creates the experiment: its definition (JSON text) and its members.
