@@ -261,6 +261,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         );
         return print_status(&store, &def, &def.directory.display().to_string());
     }
+    durable::check_not_running(&def.directory)?;
     eprintln!(
         "{} experiment `{}` in {} ({} members, {} steps each, {} slot{})",
         if resumed { "resuming" } else { "starting" },
@@ -284,6 +285,14 @@ pub fn resume(args: &ResumeArgs) -> Result<(), CliError> {
         println!("experiment {} has already finished", args.dir.display());
         return print_status(&store, &def, &args.dir.display().to_string());
     }
+    let t = &def.trainable;
+    if let Err(why) = config::find_program(&t.command[0], &t.cwd, &t.env) {
+        return Err(CliError::usage(anyhow::anyhow!(
+            "{}: the experiment's trainable cannot be started: {why}",
+            args.dir.display()
+        )));
+    }
+    durable::check_not_running(&def.directory)?;
     eprintln!(
         "resuming experiment `{}` in {}",
         def.name,
@@ -315,10 +324,16 @@ fn print_status(
         "status: {status}, running time {:.1} s, {} members, {} steps each, mode {:?}",
         elapsed, def.population, def.stop.steps, def.mode
     );
+    // In PBT every exploit is followed by an explore of the copied hyperparameters; an event
+    // without a donor is an explore on its own (the explore-only variant).
+    let exploits = events.iter().filter(|e| e.donor.is_some()).count();
+    let alone = events.len() - exploits;
+    let then = match def.policy.variant {
+        poptune::Variant::Pbt => " (each followed by an explore)",
+        _ => "",
+    };
     println!(
-        "exploits: {}, explores: {}, faults: {}",
-        events.iter().filter(|e| e.donor.is_some()).count(),
-        events.iter().filter(|e| e.donor.is_none()).count(),
+        "exploits: {exploits}{then}, explores without an exploit: {alone}, faults: {}",
         faults.len()
     );
     println!();

@@ -118,16 +118,20 @@ struct PolicyFile {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(tag = "strategy", rename_all = "snake_case", deny_unknown_fields)]
-enum ExploitFile {
-    Truncation {
-        fraction: Option<f64>,
-    },
+#[serde(deny_unknown_fields)]
+struct ExploitFile {
+    strategy: Option<ExploitName>,
+    fraction: Option<f64>,
+    window: Option<i64>,
+    alpha: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ExploitName {
+    Truncation,
     Tournament,
-    TTest {
-        window: Option<i64>,
-        alpha: Option<f64>,
-    },
+    TTest,
     WinnerTakesAll,
 }
 
@@ -461,13 +465,27 @@ pub fn parse(path: &Path, text: &str) -> Result<ExperimentDef, ConfigError> {
             policy.variant = v;
         }
         if let Some(e) = &pf.exploit {
-            policy.exploit = match e.get_ref() {
-                ExploitFile::Truncation { fraction } => Exploit::Truncation {
-                    fraction: fraction.unwrap_or(0.25),
+            let ef = e.get_ref();
+            let strategy = ef.strategy.unwrap_or(ExploitName::Truncation);
+            if ef.fraction.is_some() && strategy != ExploitName::Truncation {
+                return Err(cx.err(
+                    e.span(),
+                    "[policy.exploit] `fraction` only applies to strategy = \"truncation\"",
+                ));
+            }
+            if (ef.window.is_some() || ef.alpha.is_some()) && strategy != ExploitName::TTest {
+                return Err(cx.err(
+                    e.span(),
+                    "[policy.exploit] `window` and `alpha` only apply to strategy = \"t_test\"",
+                ));
+            }
+            policy.exploit = match strategy {
+                ExploitName::Truncation => Exploit::Truncation {
+                    fraction: ef.fraction.unwrap_or(0.25),
                 },
-                ExploitFile::Tournament => Exploit::Tournament,
-                ExploitFile::TTest { window, alpha } => {
-                    let w = window.unwrap_or(10);
+                ExploitName::Tournament => Exploit::Tournament,
+                ExploitName::TTest => {
+                    let w = ef.window.unwrap_or(10);
                     if w < 2 {
                         return Err(cx.err(
                             e.span(),
@@ -478,10 +496,10 @@ pub fn parse(path: &Path, text: &str) -> Result<ExperimentDef, ConfigError> {
                     }
                     Exploit::TTest {
                         window: w as usize,
-                        alpha: alpha.unwrap_or(0.05),
+                        alpha: ef.alpha.unwrap_or(0.05),
                     }
                 }
-                ExploitFile::WinnerTakesAll => Exploit::WinnerTakesAll,
+                ExploitName::WinnerTakesAll => Exploit::WinnerTakesAll,
             };
             policy
                 .exploit
@@ -611,6 +629,9 @@ pub fn parse(path: &Path, text: &str) -> Result<ExperimentDef, ConfigError> {
             format!("[trainable] cwd {} is not a directory", cwd.display()),
         ));
     }
+    if let Err(why) = find_program(&tf.command.get_ref()[0], &cwd, &tf.env) {
+        return Err(cx.err(tf.command.span(), format!("[trainable] command: {why}")));
+    }
     let directory = match &file.directory {
         Some(d) => base.join(d),
         None => base.join(&name),
@@ -644,6 +665,57 @@ pub fn parse(path: &Path, text: &str) -> Result<ExperimentDef, ConfigError> {
         .validate()
         .map_err(|e| cx.err(policy_span, e.to_string()))?;
     Ok(def)
+}
+
+/// Checks that the trainable's program can be started: a path (with a `/`) relative to the
+/// working directory `cwd`, or a name found in `PATH` (the experiment's own, when `env` sets
+/// it). Otherwise every segment would fail to start, and the run would stop only after every
+/// member had failed `max_failures` times.
+pub fn find_program(
+    program: &str,
+    cwd: &Path,
+    env: &BTreeMap<String, String>,
+) -> Result<PathBuf, String> {
+    let runnable = |p: &Path| -> bool {
+        let Ok(meta) = std::fs::metadata(p) else {
+            return false;
+        };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            meta.is_file() && meta.permissions().mode() & 0o111 != 0
+        }
+        #[cfg(not(unix))]
+        {
+            meta.is_file()
+        }
+    };
+    if program.contains('/') || program.contains(std::path::MAIN_SEPARATOR) {
+        let path = cwd.join(program.trim_start_matches("./"));
+        if runnable(&path) {
+            return Ok(path);
+        }
+        let why = if path.is_file() {
+            "is not executable (chmod +x it, or name its interpreter first, e.g. [\"python3\", \"train.py\"])"
+        } else {
+            "does not exist"
+        };
+        return Err(format!("the program {} {why}", path.display()));
+    }
+    let search = env
+        .get("PATH")
+        .map(std::ffi::OsString::from)
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_default();
+    for dir in std::env::split_paths(&search) {
+        let path = cwd.join(dir).join(program);
+        if runnable(&path) {
+            return Ok(path);
+        }
+    }
+    Err(format!(
+        "the program `{program}` is not in PATH; install it, or give its full path"
+    ))
 }
 
 #[cfg(test)]
@@ -719,5 +791,72 @@ command = ["python3", "train.py"]
         let e = err("name = ");
         assert_eq!(e.line, 1, "{e}");
         assert!(e.to_string().starts_with("exp.toml:1:"), "{e}");
+    }
+
+    #[test]
+    fn the_exploit_strategy_defaults_to_truncation_and_options_must_fit_it() {
+        let d = parse(
+            Path::new("exp.toml"),
+            &GOOD.replace("strategy = \"truncation\"\n", ""),
+        )
+        .unwrap();
+        assert_eq!(d.policy.exploit, Exploit::Truncation { fraction: 0.25 });
+        let e = err(&GOOD.replace("\"truncation\"", "\"tournament\""));
+        assert!(
+            e.message
+                .contains("only applies to strategy = \"truncation\""),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("fraction = 0.25", "window = 4"));
+        assert!(
+            e.message.contains("only apply to strategy = \"t_test\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn values_listed_twice_or_of_the_wrong_type_are_errors() {
+        let e = err(&GOOD.replace("values = [16, 32, 64]", "values = [16, 32, 16]"));
+        assert!(
+            e.message
+                .contains("16 is listed twice (at positions 1 and 3)"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("values = [16, 32, 64]", "values = [16, [32]]"));
+        assert!(e.message.contains("a number, a string or a boolean"), "{e}");
+    }
+
+    #[test]
+    fn a_trainable_program_that_cannot_be_started_is_an_error() {
+        let e = err(&GOOD.replace("\"python3\"", "\"no-such-program-anywhere\""));
+        assert!(
+            e.message
+                .contains("`no-such-program-anywhere` is not in PATH"),
+            "{e}"
+        );
+        assert_eq!((e.line, e.column), (28, 11), "{e}");
+        let e = err(&GOOD.replace("\"python3\"", "\"/no/such/dir/python3\""));
+        assert!(
+            e.message.contains("/no/such/dir/python3 does not exist"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace(
+            "[trainable]",
+            "[trainable]\nenv = { PATH = \"/no/such/dir\" }",
+        ));
+        assert!(e.message.contains("`python3` is not in PATH"), "{e}");
+        // A file that exists but cannot be executed.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("train.sh"), "echo").unwrap();
+        let text = GOOD.replace("\"python3\", \"train.py\"", "\"./train.sh\"");
+        let e = parse(&dir.path().join("exp.toml"), &text).unwrap_err();
+        assert!(e.message.contains("train.sh is not executable"), "{e}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let script = dir.path().join("train.sh");
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+            parse(&dir.path().join("exp.toml"), &text).unwrap();
+        }
     }
 }

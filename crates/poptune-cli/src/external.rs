@@ -259,7 +259,7 @@ impl Process {
     fn dead(&mut self, what: String, done: usize) -> Fault {
         let exit = self.child.wait_timeout_ms(200);
         let status = match exit {
-            Some(s) => format!(" (exit status: {s})"),
+            Some(s) => format!(" ({s})"), // "exit status: 3", "signal: 9 (SIGKILL)"
             None => String::new(),
         };
         // A process may end after a segment (cleanly, before its next request): then a new

@@ -369,6 +369,8 @@ fn a_second_run_of_a_running_experiment_is_refused() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
         assert!(err.contains("another poptune process"), "{cmd}: {err}");
+        // Refused before it announces a start it will not make.
+        assert!(!err.contains("experiment `"), "{cmd}: {err}");
     }
     first.kill().unwrap();
     first.wait().unwrap();

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::SpaceError;
 
 /// One hyperparameter value.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Value {
     /// A boolean flag.
@@ -60,6 +60,44 @@ impl Value {
             Value::Bool(b) => Some(*b),
             _ => None,
         }
+    }
+}
+
+/// Read by hand instead of derived, so that a value of another type (a list, a table) gets
+/// an error that says what a value may be.
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Value;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a hyperparameter value: a number, a string or a boolean")
+            }
+            fn visit_bool<E: serde::de::Error>(self, b: bool) -> Result<Value, E> {
+                Ok(Value::Bool(b))
+            }
+            fn visit_i64<E: serde::de::Error>(self, i: i64) -> Result<Value, E> {
+                Ok(Value::Int(i))
+            }
+            fn visit_u64<E: serde::de::Error>(self, u: u64) -> Result<Value, E> {
+                i64::try_from(u).map(Value::Int).map_err(|_| {
+                    E::custom(format!(
+                        "the integer {u} is too large (at most {})",
+                        i64::MAX
+                    ))
+                })
+            }
+            fn visit_f64<E: serde::de::Error>(self, x: f64) -> Result<Value, E> {
+                Ok(Value::Float(x))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Value, E> {
+                Ok(Value::Str(s.to_string()))
+            }
+            fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Value, E> {
+                Ok(Value::Str(s))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -236,6 +274,20 @@ impl Param {
                     .any(|v| matches!(v, Value::Float(x) if !x.is_finite()))
                 {
                     return bad("values must be finite numbers".into());
+                }
+                // A value listed twice would be drawn twice as often, and an ordered list
+                // would have a neighbour equal to itself: almost surely a typo.
+                if let Some((i, v)) = values
+                    .iter()
+                    .enumerate()
+                    .find(|(i, v)| values[..*i].contains(v))
+                {
+                    return bad(format!(
+                        "value {} is listed twice (at positions {} and {}); list each value once",
+                        v,
+                        values.iter().position(|w| w == v).unwrap_or(0) + 1,
+                        i + 1
+                    ));
                 }
             }
             Param::Fixed { value } => {
