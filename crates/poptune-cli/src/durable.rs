@@ -539,27 +539,47 @@ fn committer(
     gc: std::sync::mpsc::Sender<Vec<String>>,
 ) {
     let mut last_flush = Instant::now();
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
+    let mut end_recorded = false;
+    let mut slots_done = false;
+    while !slots_done {
+        let Ok(first) = rx.recv() else { break };
+        // Collect segments until the flush is due. Each arrival is taken into the batch at
+        // once, and the batch's checkpoints that newer ones have superseded are deleted
+        // while waiting (they are never written to disk), so that the flush can start as
+        // soon as it is due, and the last one as soon as the slots stop.
+        let mut c = Commit::default();
+        let mut forget = std::collections::BTreeSet::new();
+        let mut arrived = vec![first];
+        let mut n = 0;
         let deadline = last_flush + FLUSH_EVERY;
         loop {
+            while let Ok(more) = rx.try_recv() {
+                arrived.push(more);
+            }
+            n += arrived.len();
+            let superseded = absorb(shared, &mut c, &mut forget, std::mem::take(&mut arrived));
+            for name in &superseded {
+                let _ = shared.ckpts.recycle(name);
+            }
             let now = Instant::now();
             if now >= deadline {
                 break;
             }
             match rx.recv_timeout(deadline - now) {
-                Ok(more) => batch.push(more),
-                Err(_) => break,
+                Ok(more) => arrived.push(more),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    slots_done = true;
+                    break;
+                }
             }
         }
-        while let Ok(more) = rx.try_recv() {
-            batch.push(more);
-        }
         last_flush = Instant::now();
-        let n = batch.len();
-        let (mut c, superseded) = prepare(shared, batch);
-        for name in &superseded {
-            let _ = shared.ckpts.recycle(name);
+        c.forget = forget.into_iter().collect();
+        if slots_done {
+            // Every slot has stopped and this batch holds their last segments: the run's
+            // end is recorded with it, in the same transaction.
+            c.status = Some(end_status(&lock(&shared.state)));
         }
         let placed: Vec<String> = c.checkpoints.iter().map(|r| r.name.clone()).collect();
         if let Err(e) = shared.ckpts.flush(&placed) {
@@ -586,6 +606,7 @@ fn committer(
             fail(shared, format!("cannot record the results: {e}"));
             return;
         }
+        end_recorded = c.status.is_some();
         {
             let mut st = lock(&shared.state);
             for name in &c.forget {
@@ -601,7 +622,7 @@ fn committer(
     }
     // Every slot has stopped: nothing more will be recorded.
     drop(gc);
-    record_end(shared);
+    record_end(shared, end_recorded);
 }
 
 /// The longest a segment waits to be recorded (unless the disk is slower). Waiting lets one
@@ -621,15 +642,10 @@ fn end_status(st: &State) -> String {
     }
 }
 
-/// Records how the run ended and closes the store (its last flush to the database file
-/// happens here, while the trainables shut down).
-fn record_end(shared: &Shared<'_>) {
+/// Records how the run ended, unless the last batch did, and closes the store (its last
+/// flush to the database file happens here, while the trainables shut down).
+fn record_end(shared: &Shared<'_>, recorded: bool) {
     let mut st = lock(&shared.state);
-    let c = Commit {
-        status: Some(end_status(&st)),
-        elapsed: st.last_commit.elapsed().as_secs_f64(),
-        ..Commit::default()
-    };
     let Some(mut store) = shared
         .store
         .lock()
@@ -637,6 +653,16 @@ fn record_end(shared: &Shared<'_>) {
         .take()
     else {
         return;
+    };
+    if recorded {
+        drop(st);
+        drop(store);
+        return;
+    }
+    let c = Commit {
+        status: Some(end_status(&st)),
+        elapsed: st.last_commit.elapsed().as_secs_f64(),
+        ..Commit::default()
     };
     if let Err(e) = store.commit(&c) {
         st.fatal = Some(format!("cannot record the end of the run: {e}"));
@@ -654,17 +680,25 @@ fn fail(shared: &Shared<'_>, why: String) {
     shared.cv.notify_all();
 }
 
-/// Turns a batch of segments into one commit. Its `forget` lists the recorded checkpoints
-/// that no member needs any more, neither in memory nor in the store once the commit lands;
-/// the batch's own checkpoints that are already unneeded are left out of it and returned, to
-/// be deleted before the flush.
-fn prepare(shared: &Shared<'_>, batch: Vec<Handoff>) -> (Commit, Vec<String>) {
+/// Takes segments that arrived into the batch `c`, which becomes one commit. `forget` gathers
+/// the recorded checkpoints that no member needs any more, neither in memory nor in the store
+/// once the commit lands; the batch's own checkpoints that are unneeded already are taken out
+/// of it and returned, to be deleted before the flush.
+fn absorb(
+    shared: &Shared<'_>,
+    c: &mut Commit,
+    forget: &mut std::collections::BTreeSet<String>,
+    arrived: Vec<Handoff>,
+) -> Vec<String> {
     let mut guard = lock(&shared.state);
     let st = &mut *guard;
-    let mut c = Commit::default();
-    for part in batch {
+    let mut placed = Vec::new();
+    for part in arrived {
         c.steps.extend(part.steps);
-        c.checkpoints.extend(part.checkpoints);
+        placed.extend(part.checkpoints);
+        for m in &part.members {
+            st.recorded_refs[m.id] = m.checkpoint.clone();
+        }
         c.members.extend(part.members);
         c.events.extend(part.events);
         c.faults.extend(part.faults);
@@ -672,12 +706,10 @@ fn prepare(shared: &Shared<'_>, batch: Vec<Handoff>) -> (Commit, Vec<String>) {
     // The store's view once this commit lands. A checkpoint that neither it nor the members
     // in memory (which run ahead of it) refer to is never needed again: a member only ever
     // comes to refer to a checkpoint that another member refers to at that moment.
-    for row in &c.checkpoints {
+    for row in &placed {
         st.recorded_index.insert(row.name.clone(), row.clone());
     }
-    for m in &c.members {
-        st.recorded_refs[m.id] = m.checkpoint.clone();
-    }
+    c.checkpoints.extend(placed);
     let referenced = st
         .recorded_refs
         .iter()
@@ -699,12 +731,8 @@ fn prepare(shared: &Shared<'_>, batch: Vec<Handoff>) -> (Commit, Vec<String>) {
     }
     let mine: std::collections::BTreeSet<&str> =
         superseded.iter().map(|r| r.name.as_str()).collect();
-    c.forget = unneeded
-        .iter()
-        .filter(|n| !mine.contains(n.as_str()))
-        .cloned()
-        .collect();
-    (c, superseded.into_iter().map(|r| r.name).collect())
+    forget.extend(unneeded.into_iter().filter(|n| !mine.contains(n.as_str())));
+    superseded.into_iter().map(|r| r.name).collect()
 }
 
 /// A segment trained: its steps, the name of the checkpoint it placed and its checksum.

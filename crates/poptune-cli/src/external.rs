@@ -387,11 +387,15 @@ trait WaitTimeout {
 impl WaitTimeout for Child {
     fn wait_timeout_ms(&mut self, ms: u64) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + Duration::from_millis(ms);
+        // A process that was asked to exit usually does within a few milliseconds: look
+        // often at first, then every 5 ms.
+        let mut pause = Duration::from_micros(250);
         loop {
             match self.try_wait() {
                 Ok(Some(s)) => return Some(s),
                 Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5))
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(5));
                 }
                 _ => return None,
             }
