@@ -57,6 +57,9 @@ def _step_line(step, score, metrics):
     return '{"type": "step", "step": %d, "score": %s, "metrics": %s}\n' % (step, text, m)
 
 
+_SAVED = '{"type": "saved"}\n'
+
+
 def _number(x):
     x = float(x)
     return x if math.isfinite(x) else None
@@ -80,9 +83,11 @@ def serve(factory, stdin=None, stdout=None):
                    newline="\n", closefd=False)
         sys.stdout = sys.stderr  # print() in user code must not corrupt the protocol
 
+    write, flush, clock = out.write, out.flush, time.monotonic
+
     def send(msg):
-        out.write(json.dumps(msg, allow_nan=False) + "\n")
-        out.flush()
+        write(json.dumps(msg, allow_nan=False) + "\n")
+        flush()
 
     current = None
     current_id = None
@@ -122,25 +127,27 @@ def serve(factory, stdin=None, stdout=None):
                 obj.load(restore)
             h = msg["hyperparameters"]
             start = int(msg["start_step"])
-            flushed = time.monotonic()
+            step = obj.step
+            flushed = clock()
             for i in range(int(msg["steps"])):
-                began = time.monotonic()
-                result = obj.step(h)
+                began = clock()
+                result = step(h)
                 if isinstance(result, tuple):
                     score, metrics = result
                 else:
-                    score, metrics = result, {}
-                out.write(_step_line(start + i + 1, score, metrics))
+                    score, metrics = result, None
+                write(_step_line(start + i + 1, score, metrics))
                 # Each step's line goes out as soon as it is done, except after quick steps,
                 # whose lines are sent together at most 20 ms later (or with the segment's end):
                 # one write for many steps.
-                now = time.monotonic()
+                now = clock()
                 if now - began >= 0.002 or now - flushed >= 0.02:
-                    out.flush()
+                    flush()
                     flushed = now
             obj.save(msg["checkpoint"])
             current, current_id = obj, msg.get("checkpoint_id")
-            send({"type": "saved"})
+            write(_SAVED)
+            flush()
         except Exception as exc:  # report, keep serving; poptune restarts the member
             import traceback  # only here: it costs a few ms of every start-up
 
