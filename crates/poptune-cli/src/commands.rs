@@ -252,6 +252,17 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         worker_summary(&s);
         return Ok(());
     }
+    let workers = ProcessWorkers::new(&def.trainable);
+    if !def.directory.join(durable::DB_FILE).exists() {
+        // A new experiment: its trainables start while the store is created (an
+        // interpreter's start-up takes longer than that).
+        let logs = def.directory.join(durable::LOG_DIR);
+        if std::fs::create_dir_all(&logs).is_ok() {
+            workers.start_early(def.slots.min(def.population), |slot| {
+                durable::slot_log(&logs, slot)
+            });
+        }
+    }
     let (store, resumed) = durable::create_or_open(&def)?;
     let (status, _) = store.status()?;
     if resumed && status == "finished" {
@@ -263,17 +274,19 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     }
     durable::check_not_running(&def.directory)?;
     eprintln!(
-        "{} experiment `{}` in {} ({} members, {} steps each, {} slot{})",
+        "{} experiment `{}` in {} ({} member{}, {} step{} each, {} slot{})",
         if resumed { "resuming" } else { "starting" },
         def.name,
         def.directory.display(),
         def.population,
+        if def.population == 1 { "" } else { "s" },
         def.stop.steps,
+        if def.stop.steps == 1 { "" } else { "s" },
         def.slots,
         if def.slots == 1 { "" } else { "s" }
     );
     let progress = !args.quiet && std::io::stderr().is_terminal();
-    let summary = durable::run(&def, store, &ProcessWorkers::new(&def.trainable), progress)?;
+    let summary = durable::run(&def, store, &workers, progress)?;
     finish_run(summary, &def.directory, &def.metric);
     Ok(())
 }

@@ -43,6 +43,11 @@ pub const CKPT_DIR: &str = "checkpoints";
 /// The per-slot stderr logs.
 pub const LOG_DIR: &str = "logs";
 
+/// Slot `slot`'s trainable stderr log in the log folder `logs`.
+pub fn slot_log(logs: &Path, slot: usize) -> PathBuf {
+    logs.join(format!("slot-{slot}.stderr.log"))
+}
+
 /// Opens an existing experiment directory: its store and definition.
 pub fn open_dir(dir: &Path) -> Result<(SqliteStore, ExperimentDef), CliError> {
     let db = dir.join(DB_FILE);
@@ -498,7 +503,7 @@ fn slot_loop(
     slot: usize,
     tx: std::sync::mpsc::Sender<Handoff>,
 ) {
-    let log = shared.logs.join(format!("slot-{slot}.stderr.log"));
+    let log = slot_log(&shared.logs, slot);
     let mut worker = workers.worker(slot, &log);
     while let Some(job) = claim(shared) {
         let outcome = train(shared, worker.as_mut(), &job);

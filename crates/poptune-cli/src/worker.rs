@@ -63,22 +63,50 @@ pub trait Workers: Sync {
 /// External trainables: one long-lived process per slot, speaking `docs/protocol.md`.
 pub struct ProcessWorkers<'a> {
     def: &'a TrainableDef,
+    /// Processes started ahead of their slots' first segments, with their logs.
+    early: std::sync::Mutex<Vec<Option<(PathBuf, Process)>>>,
 }
 
 impl<'a> ProcessWorkers<'a> {
     /// Workers that start `def`'s command.
     pub fn new(def: &'a TrainableDef) -> Self {
-        ProcessWorkers { def }
+        ProcessWorkers {
+            def,
+            early: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Starts the processes of slots `0..slots` now, so that their start-up (an interpreter's
+    /// imports) overlaps what poptune does before the first segment. `log(slot)` is the
+    /// slot's stderr log. A process that cannot start is left to the slot, which records
+    /// the fault; one that no slot takes is killed when the workers are dropped.
+    pub fn start_early(&self, slots: usize, log: impl Fn(usize) -> PathBuf) {
+        let started = (0..slots)
+            .map(|slot| {
+                let path = log(slot);
+                Process::spawn(self.def, slot, &path)
+                    .ok()
+                    .map(|p| (path, p))
+            })
+            .collect();
+        *self.early.lock().unwrap_or_else(|e| e.into_inner()) = started;
     }
 }
 
 impl Workers for ProcessWorkers<'_> {
     fn worker(&self, slot: usize, log: &Path) -> Box<dyn Worker + '_> {
+        let early = self
+            .early
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(slot)
+            .and_then(Option::take)
+            .and_then(|(path, p)| (path == log).then_some(p));
         Box::new(ProcessWorker {
             def: self.def,
             slot,
             log: log.to_path_buf(),
-            proc: None,
+            proc: early,
         })
     }
 }
