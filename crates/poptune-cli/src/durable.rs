@@ -543,7 +543,9 @@ fn committer(
     rx: std::sync::mpsc::Receiver<Handoff>,
     gc: std::sync::mpsc::Sender<Vec<String>>,
 ) {
-    let mut last_flush = Instant::now();
+    // No flush yet: the first group then collects for a whole period from its first
+    // segment (the trainables' start-up is over by then), rather than being one segment.
+    let mut last_flush: Option<Instant> = None;
     let mut end_recorded = false;
     let mut slots_done = false;
     while !slots_done {
@@ -556,7 +558,7 @@ fn committer(
         let mut forget = std::collections::BTreeSet::new();
         let mut arrived = vec![first];
         let mut n = 0;
-        let deadline = last_flush + FLUSH_EVERY;
+        let deadline = last_flush.unwrap_or_else(Instant::now) + FLUSH_EVERY;
         loop {
             while let Ok(more) = rx.try_recv() {
                 arrived.push(more);
@@ -579,7 +581,7 @@ fn committer(
                 }
             }
         }
-        last_flush = Instant::now();
+        last_flush = Some(Instant::now());
         c.forget = forget.into_iter().collect();
         if slots_done {
             // Every slot has stopped and this batch holds their last segments: the run's
