@@ -151,6 +151,55 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// Follows `member` (at step `step`) back through its donors: which member's training each
+/// stretch of its final state comes from, as (member, from, to) on an axis of training steps
+/// that starts at 0 with the oldest; the exploits as (position, donor, recipient); and the
+/// length of the whole history. It can differ from the member's own step count: an exploit
+/// copies a donor's state at the donor's step, and the member goes on counting its own.
+type Lineage = (Vec<(usize, f64, f64)>, Vec<(f64, usize, usize)>, f64);
+
+fn lineage(events: &[Event], member: usize, step: u64) -> Lineage {
+    let mut pieces: Vec<(usize, f64, f64)> = Vec::new();
+    let mut jumps: Vec<(f64, usize, usize)> = Vec::new();
+    let mut current = member;
+    let mut limit = u64::MAX;
+    let mut end = step;
+    let mut offset_end = end as f64;
+    loop {
+        let last = events
+            .iter()
+            .filter(|e| e.recipient == current && e.seq < limit && e.donor.is_some())
+            .max_by_key(|e| e.seq);
+        match last {
+            None => {
+                pieces.push((current, offset_end - end as f64, offset_end));
+                break;
+            }
+            Some(e) => {
+                let len = end.saturating_sub(e.step) as f64;
+                pieces.push((current, offset_end - len, offset_end));
+                offset_end -= len;
+                let donor = e.donor.unwrap_or(current);
+                jumps.push((offset_end, donor, current));
+                current = donor;
+                limit = e.seq;
+                end = e.donor_step;
+            }
+        }
+    }
+    let first = pieces.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    for p in &mut pieces {
+        p.1 -= first;
+        p.2 -= first;
+    }
+    for j in &mut jumps {
+        j.0 -= first;
+    }
+    pieces.reverse();
+    jumps.reverse();
+    (pieces, jumps, step as f64 - first)
+}
+
 fn write_exports(out: &Path, steps: &[StepRow], events: &[Event]) -> Result<()> {
     let names: Vec<String> = {
         let mut set = std::collections::BTreeSet::new();
@@ -390,41 +439,11 @@ where
             }
         }
         Figure::Lineage => {
-            // Follow the best member back through its donors: which member's training each
-            // stretch of its final state comes from.
-            let mut pieces: Vec<(usize, f64, f64)> = Vec::new();
-            let mut jumps: Vec<(f64, usize, usize)> = Vec::new();
-            let mut current = d.best;
-            let mut limit = u64::MAX;
-            let mut end = d.best_step;
-            let mut offset_end = end as f64;
-            loop {
-                let last = d
-                    .events
-                    .iter()
-                    .filter(|e| e.recipient == current && e.seq < limit && e.donor.is_some())
-                    .max_by_key(|e| e.seq);
-                match last {
-                    None => {
-                        pieces.push((current, offset_end - end as f64, offset_end));
-                        break;
-                    }
-                    Some(e) => {
-                        let len = end.saturating_sub(e.step) as f64;
-                        pieces.push((current, offset_end - len, offset_end));
-                        offset_end -= len;
-                        let donor = e.donor.unwrap_or(current);
-                        jumps.push((offset_end, donor, current));
-                        current = donor;
-                        limit = e.seq;
-                        end = e.donor_step;
-                    }
-                }
-            }
+            let (pieces, jumps, total) = lineage(d.events, d.best, d.best_step);
             let mut chart = ChartBuilder::on(&root)
                 .caption(
                     format!(
-                        "lineage of member {}: whose training its final state came from (age of the state in steps)",
+                        "lineage of member {}: whose training its final state came from",
                         d.best
                     ),
                     ("sans-serif", 20),
@@ -432,14 +451,13 @@ where
                 .margin(15)
                 .x_label_area_size(40)
                 .y_label_area_size(60)
-                .build_cartesian_2d(
-                    0.0..(d.best_step as f64).max(1.0),
-                    -0.5..(d.def.population as f64 - 0.5),
-                )
+                .build_cartesian_2d(0.0..total.max(1.0), -0.5..(d.def.population as f64 - 0.5))
                 .map_err(err)?;
             chart
                 .configure_mesh()
-                .x_desc("training steps behind the final state")
+                .x_desc(format!(
+                    "the {total} training steps behind its final state, oldest first (vertical lines: exploits)"
+                ))
                 .y_desc("member")
                 .draw()
                 .map_err(err)?;
@@ -463,4 +481,43 @@ where
     }
     root.present().map_err(err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exploit(seq: u64, step: u64, recipient: usize, donor: usize, donor_step: u64) -> Event {
+        Event {
+            seq,
+            step,
+            recipient,
+            donor: Some(donor),
+            donor_step,
+            old_h: Default::default(),
+            new_h: Default::default(),
+            recipient_score: 0.0,
+            donor_score: Some(1.0),
+        }
+    }
+
+    #[test]
+    fn a_lineage_counts_the_donors_steps_from_the_oldest() {
+        // Member 7 copied member 0's 32-step state at its own step 28, then trained to 40:
+        // 32 steps of member 0's training, then 12 of its own.
+        let events = vec![exploit(3, 8, 7, 1, 8), exploit(9, 28, 7, 0, 32)];
+        let (pieces, jumps, total) = lineage(&events, 7, 40);
+        assert_eq!(pieces, vec![(0, 0.0, 32.0), (7, 32.0, 44.0)]);
+        assert_eq!(jumps, vec![(32.0, 0, 7)]);
+        assert_eq!(total, 44.0);
+        // Shorter than its step count: member 2 copied member 5 at member 5's step 10 when
+        // it was at step 20, then trained to 30. Member 5 had copied member 1 at step 5.
+        let events = vec![exploit(1, 5, 5, 1, 5), exploit(4, 20, 2, 5, 10)];
+        let (pieces, jumps, total) = lineage(&events, 2, 30);
+        assert_eq!(pieces, vec![(1, 0.0, 5.0), (5, 5.0, 10.0), (2, 10.0, 20.0)]);
+        assert_eq!(jumps, vec![(5.0, 1, 5), (10.0, 5, 2)]);
+        assert_eq!(total, 20.0);
+        // No exploit: all its own.
+        assert_eq!(lineage(&[], 4, 12), (vec![(4, 0.0, 12.0)], vec![], 12.0));
+    }
 }
