@@ -403,6 +403,13 @@ where
                 if !lo.is_finite() {
                     continue;
                 }
+                // The schedule counts the steps of the whole history, which an exploit of an
+                // older donor makes longer than the member's own count.
+                let x_max = sched
+                    .segments
+                    .iter()
+                    .map(|s| s.end as f64)
+                    .fold(max_step, f64::max);
                 let pad = ((hi - lo) * 0.05).max(1e-6);
                 let label = if log {
                     format!("log10({name})")
@@ -412,7 +419,7 @@ where
                 let mut chart = ChartBuilder::on(area)
                     .caption(
                         format!(
-                            "{name} of every member (thin) and the schedule of the best, member {} (thick black)",
+                            "{name} of every member (thin) and the schedule that made the best's final state, member {} (thick black)",
                             d.best
                         ),
                         ("sans-serif", 18),
@@ -420,11 +427,11 @@ where
                     .margin(8)
                     .x_label_area_size(30)
                     .y_label_area_size(70)
-                    .build_cartesian_2d(0.0..max_step, (lo - pad)..(hi + pad))
+                    .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))
                     .map_err(err)?;
                 chart
                     .configure_mesh()
-                    .x_desc("step")
+                    .x_desc("step (thin: each member's own count; thick: steps of the best's history, as `poptune replay` retrains them)")
                     .y_desc(label)
                     .draw()
                     .map_err(err)?;
