@@ -456,8 +456,6 @@ type Handoff = Commit;
 /// How many segments may wait to be recorded before the slots wait for the disk.
 const MAX_UNRECORDED: usize = 1024;
 
-/// Holds the experiment directory for this process: a second `poptune run` or `resume` of the
-/// same experiment would train the same members and delete each other's checkpoints.
 /// Fails with the same message as [`run`] when another process is running the experiment in
 /// `dir`, so a command can say so before it announces anything. (The lock is released again:
 /// `run` takes it for good.)
@@ -465,6 +463,8 @@ pub fn check_not_running(dir: &Path) -> Result<(), CliError> {
     lock_dir(dir).map(drop)
 }
 
+/// Holds the experiment directory for this process: a second `poptune run` or `resume` of the
+/// same experiment would train the same members and delete each other's checkpoints.
 fn lock_dir(dir: &Path) -> Result<std::fs::File, CliError> {
     let path = dir.join("poptune.lock");
     let file = std::fs::OpenOptions::new()
