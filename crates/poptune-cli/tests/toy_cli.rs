@@ -140,3 +140,22 @@ fn printing_into_a_closed_pipe_ends_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
 }
+
+#[test]
+fn a_damaged_database_is_named_once_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("experiment.db"),
+        b"not a database, but long enough to look like one's header at first glance........",
+    )
+    .unwrap();
+    for cmd in ["status", "resume", "report"] {
+        let out = poptune(&[cmd, dir.path().to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {err}");
+        assert!(err.contains("experiment.db"), "{cmd}: {err}");
+        assert_eq!(err.matches("not a database").count(), 1, "{cmd}: {err}");
+        assert!(err.contains("restore it from a copy"), "{cmd}: {err}");
+        assert!(!err.contains("panicked"), "{cmd}: {err}");
+    }
+}

@@ -42,7 +42,7 @@ const SPARE: usize = 256;
 fn io_err(path: &Path, e: io::Error) -> StoreError {
     StoreError::Io {
         path: path.display().to_string(),
-        source: e,
+        error: e,
     }
 }
 

@@ -20,24 +20,36 @@ pub use sqlite::SqliteStore;
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = 1;
 
+/// What to do about a database file that SQLite cannot read.
+fn damaged_hint(e: &rusqlite::Error) -> &'static str {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+            " (the file is damaged or is not a poptune database; restore it from a copy, or \
+             start the experiment again in a new directory)"
+        }
+        _ => "",
+    }
+}
+
 /// A storage failure.
 #[derive(Debug, Error)]
 pub enum StoreError {
-    /// The database failed.
-    #[error("database {path}: {source}")]
+    /// The database failed. (The driver's error is part of the message, not a separate
+    /// cause: printed with its causes, it would be said twice.)
+    #[error("database {path}: {error}{}", damaged_hint(error))]
     Db {
         /// The database file.
         path: String,
         /// The driver's error.
-        source: rusqlite::Error,
+        error: rusqlite::Error,
     },
     /// A file operation failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file or directory.
         path: String,
         /// The error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A database server (PostgreSQL) failed or refused.
     #[error("database {location}: {message}")]

@@ -44,7 +44,7 @@ impl SqliteStore {
         let p = path.display().to_string();
         let db = |source| StoreError::Db {
             path: p.clone(),
-            source,
+            error: source,
         };
         let conn = Connection::open(path).map_err(db)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
@@ -81,7 +81,7 @@ impl SqliteStore {
     fn db(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         move |source| StoreError::Db {
             path: self.path.clone(),
-            source,
+            error: source,
         }
     }
 
@@ -130,7 +130,7 @@ impl Store for SqliteStore {
         let path = self.path.clone();
         let db = move |source| StoreError::Db {
             path: path.clone(),
-            source,
+            error: source,
         };
         let tx = self.conn.transaction().map_err(&db)?;
         for (k, v) in [
@@ -208,7 +208,7 @@ impl Store for SqliteStore {
         let path = self.path.clone();
         let db = move |source| StoreError::Db {
             path: path.clone(),
-            source,
+            error: source,
         };
         let tx = self.conn.transaction().map_err(&db)?;
         {
@@ -341,7 +341,7 @@ impl Store for SqliteStore {
         let path = self.path.clone();
         let db = move |source| StoreError::Db {
             path: path.clone(),
-            source,
+            error: source,
         };
         let tx = self.conn.transaction().map_err(&db)?;
         for n in names {
