@@ -139,9 +139,17 @@ fn params() -> impl Strategy<Value = Param> {
             high: lo * f,
             log: true
         }),
-        prop::collection::vec(-10i64..10, 1..6).prop_map(Param::ordered),
-        prop::collection::vec("[a-z]{1,4}", 1..5)
-            .prop_map(|v| Param::choice(v.iter().map(String::as_str))),
+        // Distinct values, in any order (a value listed twice is an error).
+        prop::collection::vec(-10i64..10, 1..6).prop_map(|mut v| {
+            let mut seen = std::collections::HashSet::new();
+            v.retain(|x| seen.insert(*x));
+            Param::ordered(v)
+        }),
+        prop::collection::vec("[a-z]{1,4}", 1..5).prop_map(|mut v| {
+            let mut seen = std::collections::HashSet::new();
+            v.retain(|x| seen.insert(x.clone()));
+            Param::choice(v.iter().map(String::as_str))
+        }),
         (-5.0f64..5.0).prop_map(Param::fixed),
     ]
 }
