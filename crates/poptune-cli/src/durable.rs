@@ -661,19 +661,17 @@ fn record_end(shared: &Shared<'_>, recorded: bool) {
     else {
         return;
     };
-    if recorded {
-        drop(st);
-        drop(store);
-        return;
+    if !recorded {
+        let c = Commit {
+            status: Some(end_status(&st)),
+            elapsed: st.last_commit.elapsed().as_secs_f64(),
+            ..Commit::default()
+        };
+        if let Err(e) = store.commit(&c) {
+            st.fatal = Some(format!("cannot record the end of the run: {e}"));
+        }
     }
-    let c = Commit {
-        status: Some(end_status(&st)),
-        elapsed: st.last_commit.elapsed().as_secs_f64(),
-        ..Commit::default()
-    };
-    if let Err(e) = store.commit(&c) {
-        st.fatal = Some(format!("cannot record the end of the run: {e}"));
-    }
+    // Closing the database (its last write) need not hold up the slots' state.
     drop(st);
     drop(store);
 }
