@@ -2,7 +2,7 @@
 //!
 //! - [`trainer::BurnTrainer`]: any [`model::Classifier`] (a burn module) with SGD (momentum,
 //!   weight decay) becomes a [`poptune::Trainable`] whose state is copied in memory for
-//!   exploits and written to disk for the store ([`poptune_cli::inprocess::Persist`]).
+//!   exploits and written to disk for the store ([`poptune_run::inprocess::Persist`]).
 //! - [`model`]: the MLP for digits and the 1D CNN for MNIST-1D.
 //! - [`data`]: both datasets, compiled in, with fixed splits.
 //! - [`tsp`]: a trainable that is not gradient descent at all: simulated annealing on a

@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, Context, Result};
 use plotters::prelude::*;
 use poptune::lineage::schedule;
-use poptune_cli::durable;
+use poptune_run::local as durable;
 use poptune_store::Store;
 
 /// One line: the schedule of `param` of the best member of the experiment in `dir`.
 fn line(dir: &Path, param: &str) -> Result<Vec<(f64, f64)>> {
     let (store, def) = durable::open_dir(dir).map_err(|e| anyhow!("{e}"))?;
     let members = store.members()?;
-    let best = poptune_cli::commands::best_member(&def, &members)
+    let best = poptune_cli::inspect::best_member(&def, &members)
         .map(|b| &members[b])
         .ok_or_else(|| anyhow!("{}: no member has a score", dir.display()))?;
     let initial = def.experiment().initial_hyperparams()?;

@@ -3,16 +3,15 @@
 //! (`poptune status`, `report`, `replay`, `export` work on it; `replay` and `resume` start
 //! this binary's `serve` command as an external trainable).
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, Context};
 use clap::ValueEnum;
-use poptune_cli::durable::{self, CKPT_DIR};
-use poptune_cli::inprocess::{InProcess, Persist};
 use poptune_cli::CliError;
+use poptune_run::inprocess::{InProcess, Persist};
+use poptune_run::local::{self as durable, CKPT_DIR};
 use poptune_store::Store;
 use serde::{Deserialize, Serialize};
 
@@ -310,7 +309,6 @@ pub fn tune_with(
     let def = poptune_cli::config::parse(&file, &text).map_err(CliError::usage)?;
     let (store, resumed) = durable::create_or_open(&def)?;
     std::fs::write(&file, &text).with_context(|| format!("cannot write {}", file.display()))?;
-    let progress = !quiet && std::io::stderr().is_terminal();
     if !quiet {
         eprintln!(
             "{} {} with {} on {} members × {} steps, {} slots, in {}",
@@ -336,13 +334,13 @@ pub fn tune_with(
             if setup.task == Task::Mnist1d {
                 let make = |m| cnn_trainer(Arc::clone(&data), member_seed(seed, m));
                 let workers = InProcess::new(make);
-                durable::run(&def, store, &workers, progress)?;
+                run_here(&def, store, &workers, quiet)?;
                 let step_seconds = workers.step_seconds();
                 finish(setup, dir, &def, began, step_seconds, make, Some(&data))
             } else {
                 let make = |m| mlp_trainer(Arc::clone(&data), member_seed(seed, m));
                 let workers = InProcess::new(make);
-                durable::run(&def, store, &workers, progress)?;
+                run_here(&def, store, &workers, quiet)?;
                 let step_seconds = workers.step_seconds();
                 finish(setup, dir, &def, began, step_seconds, make, Some(&data))
             }
@@ -351,7 +349,7 @@ pub fn tune_with(
             let inst = tsp_instance();
             let make = |m| annealer(Arc::clone(&inst), member_seed(seed, m));
             let workers = InProcess::new(make);
-            durable::run(&def, store, &workers, progress)?;
+            run_here(&def, store, &workers, quiet)?;
             let step_seconds = workers.step_seconds();
             finish(setup, dir, &def, began, step_seconds, make, None)
         }
@@ -378,7 +376,7 @@ impl Evaluate for Annealer {
 fn finish<T: Persist + Evaluate>(
     setup: &Setup,
     dir: &Path,
-    def: &poptune_cli::config::ExperimentDef,
+    def: &poptune::ExperimentDef,
     began: Instant,
     step_seconds: f64,
     make: impl Fn(usize) -> T,
@@ -387,7 +385,7 @@ fn finish<T: Persist + Evaluate>(
     let wall_seconds = began.elapsed().as_secs_f64();
     let (store, _) = durable::open_dir(dir)?;
     let members = store.members()?;
-    let best = poptune_cli::commands::best_member(def, &members)
+    let best = poptune_cli::inspect::best_member(def, &members)
         .map(|b| &members[b])
         .ok_or_else(|| anyhow!("no member has a checkpoint yet"))?;
     let ckpt = best
@@ -423,19 +421,19 @@ pub fn serve(task: Task, seed: u64) -> anyhow::Result<()> {
     match task {
         Task::Mnist1d => {
             let data = Which::Mnist1d.load()?;
-            poptune_cli::serve::serve_stdio(|m| {
+            poptune_run::serve::serve_stdio(|m| {
                 cnn_trainer(Arc::clone(&data), member_seed(seed, m))
             })?
         }
         Task::Digits => {
             let data = Which::Digits.load()?;
-            poptune_cli::serve::serve_stdio(|m| {
+            poptune_run::serve::serve_stdio(|m| {
                 mlp_trainer(Arc::clone(&data), member_seed(seed, m))
             })?
         }
         Task::Tsp => {
             let inst = tsp_instance();
-            poptune_cli::serve::serve_stdio(|m| annealer(Arc::clone(&inst), member_seed(seed, m)))?
+            poptune_run::serve::serve_stdio(|m| annealer(Arc::clone(&inst), member_seed(seed, m)))?
         }
     }
     Ok(())
@@ -449,4 +447,23 @@ pub fn default_dir(setup: &Setup) -> PathBuf {
         setup.method.name(),
         setup.seed
     ))
+}
+
+/// Trains in this process with the command's live view (or log lines); Ctrl-C stops it, and the
+/// same command continues it.
+fn run_here(
+    def: &poptune::ExperimentDef,
+    store: poptune_store::SqliteStore,
+    workers: &dyn poptune_run::pool::Workers,
+    quiet: bool,
+) -> Result<durable::Summary, CliError> {
+    poptune_cli::signals::install();
+    let view = poptune_cli::progress::View::new(&def.metric, quiet);
+    let summary = durable::run(def, store, workers, &view, &poptune_cli::signals::STOP);
+    view.finish();
+    let summary = summary?;
+    if summary.status == poptune_store::RunStatus::Interrupted {
+        return Err(CliError::interrupted());
+    }
+    Ok(summary)
 }

@@ -16,7 +16,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use poptune::{Hyperparams, Metrics, Trainable, TrainableError};
-use poptune_cli::inprocess::Persist;
+use poptune_run::inprocess::Persist;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};

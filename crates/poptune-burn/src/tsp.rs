@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use poptune::{Hyperparams, Metrics, Trainable, TrainableError};
-use poptune_cli::inprocess::Persist;
+use poptune_run::inprocess::Persist;
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use serde::{Deserialize, Serialize};

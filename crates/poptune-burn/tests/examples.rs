@@ -4,7 +4,7 @@ use std::path::Path;
 
 use poptune_burn::tasks::{self, Method, Setup, Task};
 use poptune_cli::commands::{run, RunArgs};
-use poptune_cli::durable;
+use poptune_run::local as durable;
 use poptune_store::Store;
 
 fn setup(task: Task, method: Method, synchronous: bool) -> Setup {

@@ -1,19 +1,20 @@
-//! `poptune run`, `resume`, `status`, `replay` and `export`.
+//! `poptune run`, `resume` and `worker`: the commands that train.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use clap::Args;
-use poptune::lineage::schedule;
-use poptune_store::{Checkpoints, Store};
+use poptune_run::local as durable;
+use poptune_run::pool::ProcessWorkers;
+use poptune_store::{RunStatus, Store};
+
+pub use crate::inspect::{Opened, Source, StatusArgs};
 
 use crate::config;
-use crate::durable::{self, CKPT_DIR, LOG_DIR};
-use crate::external::Process;
-use crate::worker::ProcessWorkers;
-use crate::CliError;
+use crate::inspect::print_status;
+use crate::progress::View;
+use crate::{signals, CliError};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -57,82 +58,6 @@ pub struct WorkerArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct StatusArgs {
-    #[command(flatten)]
-    pub source: Source,
-}
-
-/// Where an experiment is read from: its directory, or the PostgreSQL database of a
-/// distributed run.
-#[derive(Args, Debug, Clone)]
-pub struct Source {
-    /// The experiment directory (the one `poptune run` created).
-    #[arg(required_unless_present = "store")]
-    pub dir: Option<PathBuf>,
-    /// Or: the PostgreSQL database holding the experiment.
-    #[arg(
-        long,
-        value_name = "URL",
-        requires = "experiment",
-        conflicts_with = "dir"
-    )]
-    pub store: Option<String>,
-    /// With --store: the experiment's name.
-    #[arg(long, requires = "store")]
-    pub experiment: Option<String>,
-}
-
-/// An experiment opened from a [`Source`].
-pub struct Opened {
-    pub store: Box<dyn Store>,
-    pub def: config::ExperimentDef,
-    /// The experiment directory (a distributed run's shared directory), which holds the
-    /// checkpoints.
-    pub dir: PathBuf,
-    /// Where it was read from, for messages.
-    pub place: String,
-}
-
-impl Source {
-    /// The experiment directory `dir`.
-    pub fn dir(dir: &Path) -> Self {
-        Source {
-            dir: Some(dir.to_path_buf()),
-            store: None,
-            experiment: None,
-        }
-    }
-
-    /// Opens the experiment.
-    pub fn open(&self) -> Result<Opened, CliError> {
-        match (&self.store, &self.experiment, &self.dir) {
-            (Some(url), Some(name), _) => {
-                let (store, def) = crate::distributed::definition(url, name)?;
-                let place = format!("{name} in {}", store.location());
-                Ok(Opened {
-                    dir: def.directory.clone(),
-                    store: Box::new(store),
-                    def,
-                    place,
-                })
-            }
-            (None, None, Some(dir)) => {
-                let (store, def) = durable::open_dir(dir)?;
-                Ok(Opened {
-                    store: Box::new(store),
-                    def,
-                    dir: dir.clone(),
-                    place: dir.display().to_string(),
-                })
-            }
-            _ => Err(CliError::usage(anyhow!(
-                "give an experiment directory, or --store URL --experiment NAME"
-            ))),
-        }
-    }
-}
-
-#[derive(Args, Debug)]
 pub struct DirArgs {
     /// The experiment directory (the one `poptune run` created).
     pub dir: PathBuf,
@@ -171,12 +96,13 @@ pub struct ExportArgs {
     pub member: Option<usize>,
 }
 
-/// Prints how a run ended and what to do next.
-pub fn finish_run(summary: durable::Summary, dir: &Path, metric: &str) {
+/// Prints how a run ended and what to do next; an interrupted run is an error (exit 130).
+pub fn finish_run(summary: durable::Summary, dir: &Path, metric: &str) -> Result<(), CliError> {
     println!("experiment {}: {}", dir.display(), summary.status);
     if let Some((m, s)) = summary.best {
         println!("best member: {m}, {metric} = {s}");
     }
+    println!("compute: {} member-steps trained", summary.compute);
     if summary.faults > 0 {
         println!(
             "{} trainable faults (see `poptune status {}`)",
@@ -184,10 +110,14 @@ pub fn finish_run(summary: durable::Summary, dir: &Path, metric: &str) {
             dir.display()
         );
     }
+    if summary.status == RunStatus::Interrupted {
+        return Err(CliError::interrupted());
+    }
     println!(
         "next: `poptune status {0}`, `poptune report {0}`, `poptune replay {0}`",
         dir.display()
     );
+    Ok(())
 }
 
 fn lease(secs: f64) -> Result<Duration, CliError> {
@@ -199,13 +129,7 @@ fn lease(secs: f64) -> Result<Duration, CliError> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn worker_summary(s: &crate::distributed::WorkerSummary) {
-    println!(
-        "worker done: {} segments recorded, {} faults, {} leases lost",
-        s.segments, s.faults, s.lost_leases
-    );
-}
-
+/// Joins an experiment kept in PostgreSQL (`poptune worker`).
 pub fn worker(args: &WorkerArgs) -> Result<(), CliError> {
     if args.slots == 0 {
         return Err(CliError::usage(anyhow!("--slots must be at least 1")));
@@ -216,41 +140,14 @@ pub fn worker(args: &WorkerArgs) -> Result<(), CliError> {
             args.wait
         )));
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs_f64(args.wait);
-    while crate::distributed::definition(&args.store, &args.experiment).is_err()
-        && std::time::Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    let s = crate::distributed::work(
-        &args.store,
-        &args.experiment,
-        args.slots,
-        lease(args.lease)?,
-        args.quiet,
-    )?;
-    worker_summary(&s);
-    Ok(())
+    crate::pg::worker(args, lease(args.lease)?)
 }
 
+/// Runs (or continues) the experiment a file describes (`poptune run`).
 pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let def = config::load(&args.file).map_err(CliError::usage)?;
     if let Some(url) = &args.store {
-        let lease = lease(args.lease)?;
-        let joined = crate::distributed::create_or_join(url, &def)?;
-        eprintln!(
-            "{} experiment `{}` ({} members, {} steps each); checkpoints in {}; more workers: \
-             `poptune worker --store URL --experiment {}`",
-            if joined { "joining" } else { "created" },
-            def.name,
-            def.population,
-            def.stop.steps,
-            crate::distributed::shared_dir(&def).display(),
-            def.name
-        );
-        let s = crate::distributed::work(url, &def.name, def.slots, lease, args.quiet)?;
-        worker_summary(&s);
-        return Ok(());
+        return crate::pg::run(url, &def, lease(args.lease)?, args.quiet);
     }
     let workers = ProcessWorkers::new(&def.trainable);
     if !def.directory.join(durable::DB_FILE).exists() {
@@ -265,12 +162,12 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     }
     let (store, resumed) = durable::create_or_open(&def)?;
     let (status, _) = store.status()?;
-    if resumed && status == "finished" {
+    if resumed && status == RunStatus::Finished {
         println!(
             "experiment {} has already finished; nothing to do",
             def.directory.display()
         );
-        return print_status(&store, &def, &def.directory.display().to_string());
+        return print_status(&store, &def, &def.directory.display().to_string(), true);
     }
     durable::check_not_running(&def.directory)?;
     eprintln!(
@@ -285,18 +182,30 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         def.slots,
         if def.slots == 1 { "" } else { "s" }
     );
-    let progress = !args.quiet && std::io::stderr().is_terminal();
-    let summary = durable::run(&def, store, &workers, progress)?;
-    finish_run(summary, &def.directory, &def.metric);
-    Ok(())
+    train_here(&def, store, &workers, args.quiet)
 }
 
+/// Trains the experiment in this process, with the view the terminal calls for.
+fn train_here(
+    def: &config::ExperimentDef,
+    store: poptune_store::SqliteStore,
+    workers: &ProcessWorkers<'_>,
+    quiet: bool,
+) -> Result<(), CliError> {
+    signals::install();
+    let view = View::new(&def.metric, quiet);
+    let summary = durable::run(def, store, workers, &view, &signals::STOP);
+    view.finish();
+    finish_run(summary?, &def.directory, &def.metric)
+}
+
+/// Continues an experiment from its directory (`poptune resume`).
 pub fn resume(args: &ResumeArgs) -> Result<(), CliError> {
     let (store, def) = durable::open_dir(&args.dir)?;
     let (status, _) = store.status()?;
-    if status == "finished" {
+    if status == RunStatus::Finished {
         println!("experiment {} has already finished", args.dir.display());
-        return print_status(&store, &def, &args.dir.display().to_string());
+        return print_status(&store, &def, &args.dir.display().to_string(), true);
     }
     let t = &def.trainable;
     if let Err(why) = config::find_program(&t.command[0], &t.cwd, &t.env) {
@@ -311,221 +220,10 @@ pub fn resume(args: &ResumeArgs) -> Result<(), CliError> {
         def.name,
         def.directory.display()
     );
-    let progress = !args.quiet && std::io::stderr().is_terminal();
-    let summary = durable::run(&def, store, &ProcessWorkers::new(&def.trainable), progress)?;
-    finish_run(summary, &def.directory, &def.metric);
-    Ok(())
-}
-
-pub fn status(args: &StatusArgs) -> Result<(), CliError> {
-    let o = args.source.open()?;
-    print_status(o.store.as_ref(), &o.def, &o.place)
-}
-
-fn print_status(
-    store: &dyn Store,
-    def: &config::ExperimentDef,
-    place: &str,
-) -> Result<(), CliError> {
-    let dir = &def.directory;
-    let (status, elapsed) = store.status()?;
-    let members = store.members()?;
-    let events = store.events()?;
-    let faults = store.faults()?;
-    println!("experiment: {} ({place})", def.name);
-    println!(
-        "status: {status}, running time {:.1} s, {} members, {} steps each, mode {:?}",
-        elapsed, def.population, def.stop.steps, def.mode
-    );
-    // In PBT every exploit is followed by an explore of the copied hyperparameters; an event
-    // without a donor is an explore on its own (the explore-only variant).
-    let exploits = events.iter().filter(|e| e.donor.is_some()).count();
-    let alone = events.len() - exploits;
-    let then = match def.policy.variant {
-        poptune::Variant::Pbt => " (each followed by an explore)",
-        _ => "",
-    };
-    println!(
-        "exploits: {exploits}{then}, explores without an exploit: {alone}, faults: {}",
-        faults.len()
-    );
-    println!();
-    let mut order: Vec<&poptune_store::MemberRow> = members.iter().collect();
-    order.sort_by(|a, b| {
-        let k =
-            |m: &poptune_store::MemberRow| m.score.map_or(f64::NEG_INFINITY, |s| def.mode.key(s));
-        k(b).total_cmp(&k(a)).then(a.id.cmp(&b.id))
-    });
-    println!(
-        "{:>6} {:>8} {:>12} {:>8}  hyperparameters",
-        "member", "step", def.metric, "state"
-    );
-    for m in order {
-        let state = if m.done {
-            "done"
-        } else if m.failures > 0 {
-            "failing"
-        } else {
-            "training"
-        };
-        println!(
-            "{:>6} {:>8} {:>12} {:>8}  {}",
-            m.id,
-            m.step,
-            m.score.map_or("-".to_string(), |s| format!("{s:.6}")),
-            state,
-            m.h
-        );
-    }
-    if !faults.is_empty() {
-        println!();
-        println!("last faults:");
-        for f in faults.iter().rev().take(5) {
-            println!(
-                "  member {} at step {}: {}: {}",
-                f.member, f.step, f.kind, f.message
-            );
-        }
-        println!("  (process stderr: {})", dir.join(LOG_DIR).display());
-    }
-    Ok(())
-}
-
-/// The best scored member (ties: the lower id), the one `status`, `replay` and `export` mean.
-pub fn best_member(
-    def: &config::ExperimentDef,
-    members: &[poptune_store::MemberRow],
-) -> Option<usize> {
-    members
-        .iter()
-        .filter(|m| m.score.is_some())
-        .max_by(|a, b| {
-            let k = |m: &poptune_store::MemberRow| {
-                m.score.map_or(f64::NEG_INFINITY, |s| def.mode.key(s))
-            };
-            k(a).total_cmp(&k(b)).then(b.id.cmp(&a.id))
-        })
-        .map(|m| m.id)
-}
-
-fn pick_member(
-    def: &config::ExperimentDef,
-    members: &[poptune_store::MemberRow],
-    member: Option<usize>,
-) -> Result<usize, CliError> {
-    match member {
-        Some(m) if m < members.len() => Ok(m),
-        Some(m) => Err(CliError::usage(anyhow!(
-            "--member {m}: the population has members 0 to {}",
-            members.len().saturating_sub(1)
-        ))),
-        None => best_member(def, members)
-            .ok_or_else(|| CliError::usage(anyhow!("no member has a score yet"))),
-    }
-}
-
-pub fn export(args: &ExportArgs) -> Result<(), CliError> {
-    let Opened {
-        store, def, dir, ..
-    } = args.source.open()?;
-    let members = store.members()?;
-    let m = pick_member(&def, &members, args.member)?;
-    let name = members[m]
-        .checkpoint
-        .clone()
-        .ok_or_else(|| CliError::usage(anyhow!("member {m} has no checkpoint yet")))?;
-    if args.out.exists() {
-        return Err(CliError::usage(anyhow!(
-            "{} already exists; give a new path to export into",
-            args.out.display()
-        )));
-    }
-    let ckpts = Checkpoints::open(&dir.join(CKPT_DIR))?;
-    let sum = store
-        .checkpoints()?
-        .into_iter()
-        .find(|c| c.name == name)
-        .map(|c| c.checksum)
-        .ok_or_else(|| anyhow!("checkpoint {name} is missing from the index"))?;
-    ckpts.verify(&name, &sum)?;
-    ckpts.export(&name, &args.out)?;
-    println!(
-        "exported member {m}'s checkpoint at step {} ({} = {}) to {}",
-        members[m].step,
-        def.metric,
-        members[m].score.map_or("-".into(), |s| s.to_string()),
-        args.out.display()
-    );
-    Ok(())
-}
-
-pub fn replay(args: &ReplayArgs) -> Result<(), CliError> {
-    let (store, def) = durable::open_dir(&args.dir)?;
-    let members = store.members()?;
-    let m = pick_member(&def, &members, args.member)?;
-    let initial: Vec<poptune::Hyperparams> = def
-        .experiment()
-        .initial_hyperparams()
-        .map_err(CliError::usage)?;
-    let events = store.events()?;
-    let sched = schedule(&initial, &events, m, members[m].step);
-    print!("{sched}");
-    let recorded = members[m].score;
-    if args.dry_run {
-        return Ok(());
-    }
-    // Absolute: the trainable runs in its own working directory.
-    let work = std::path::absolute(args.dir.join("replay"))
-        .with_context(|| format!("cannot resolve {}", args.dir.display()))?;
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
-    let log = work.join("replay.stderr.log");
-    let mut proc = Process::spawn(&def.trainable, 0, &log)
-        .map_err(|f| anyhow!("{}: {}", f.kind, f.message))?;
-    let mut restore: Option<(PathBuf, String)> = None;
-    let mut last = None;
-    for (i, seg) in sched.segments.iter().enumerate() {
-        let dir = work.join(format!("segment-{i}"));
-        let id = format!("replay-{i}");
-        std::fs::create_dir_all(&dir)?;
-        let steps = proc
-            .train(
-                sched.origin,
-                seg.start,
-                seg.end - seg.start,
-                &seg.h,
-                restore.as_ref().map(|(p, n)| (p.as_path(), n.as_str())),
-                (&dir, &id),
-                Duration::from_secs_f64(def.trainable.step_timeout),
-                None,
-                |_| {},
-            )
-            .map_err(|f| {
-                anyhow!(
-                    "the replay failed in segment {i}: {}: {}\n{}",
-                    f.kind,
-                    f.message,
-                    proc.stderr_tail()
-                )
-            })?;
-        last = steps.last().map(|s| s.score);
-        restore = Some((dir, id));
-    }
-    proc.shutdown();
-    let replayed = last.ok_or_else(|| anyhow!("the schedule is empty"))?;
-    println!("replayed {} = {replayed}", def.metric);
-    match recorded {
-        Some(r) if r == replayed => println!("recorded {} = {r}: identical", def.metric),
-        Some(r) => println!(
-            "recorded {} = {r}: differs by {:.3e} (expected when the trainable is not deterministic, or the run was asynchronous and a donor's checkpoint came from a different step)",
-            def.metric,
-            (r - replayed).abs()
-        ),
-        None => {}
-    }
-    println!(
-        "the replayed checkpoint is in {}",
-        restore.map_or(work, |r| r.0).display()
-    );
-    Ok(())
+    train_here(
+        &def,
+        store,
+        &ProcessWorkers::new(&def.trainable),
+        args.quiet,
+    )
 }

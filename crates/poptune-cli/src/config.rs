@@ -9,8 +9,10 @@ use std::path::{Path, PathBuf};
 use poptune::{
     Exploit, Explore, ExploreMethod, Inherit, Mode, Param, Policy, Space, SyncMode, Value, Variant,
 };
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use toml::Spanned;
+
+pub use poptune::{ExperimentDef, InitialKind, StopRules, TrainableDef};
 
 /// A bad experiment file: where and what.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,82 +190,6 @@ fn default_timeout() -> f64 {
 
 fn default_failures() -> i64 {
     3
-}
-
-/// When the experiment stops.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StopRules {
-    /// Steps each member trains.
-    pub steps: u64,
-    /// Stop when a member's score reaches this (in the experiment's mode).
-    pub target: Option<f64>,
-    /// Stop starting new segments after this many seconds of running time.
-    pub max_seconds: Option<f64>,
-    /// Stop when the best score has not improved by `min_delta` for `patience` steps.
-    pub plateau: Option<(u64, f64)>,
-}
-
-/// The external trainable.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainableDef {
-    /// Program and arguments.
-    pub command: Vec<String>,
-    /// Working directory (absolute).
-    pub cwd: PathBuf,
-    /// Extra environment variables.
-    pub env: BTreeMap<String, String>,
-    /// Seconds to wait for each line from the process before it counts as hung.
-    pub step_timeout: f64,
-    /// Faults a member may have in a row before it is replaced.
-    pub max_failures: u32,
-}
-
-/// How the members' first hyperparameters are chosen.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum InitialKind {
-    /// Drawn from the search space's prior (seeded).
-    #[default]
-    Prior,
-    /// A grid over the space; members past the grid's size draw from the prior.
-    Grid,
-}
-
-/// A validated experiment definition.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ExperimentDef {
-    pub name: String,
-    pub metric: String,
-    pub mode: Mode,
-    pub population: usize,
-    pub seed: u64,
-    pub slots: usize,
-    /// How the first hyperparameters are chosen.
-    #[serde(default)]
-    pub initial: InitialKind,
-    /// The experiment directory (absolute).
-    pub directory: PathBuf,
-    pub policy: Policy,
-    pub space: Space,
-    pub stop: StopRules,
-    pub trainable: TrainableDef,
-}
-
-impl ExperimentDef {
-    /// The core experiment (for the policy and initial hyperparameters).
-    pub fn experiment(&self) -> poptune::Experiment {
-        poptune::Experiment::new(self.space.clone())
-            .policy(self.policy.clone())
-            .mode(self.mode)
-            .population(self.population)
-            .steps(self.stop.steps)
-            .seed(self.seed)
-            .workers(self.slots)
-            .initial(match self.initial {
-                InitialKind::Prior => poptune::Initial::Prior,
-                InitialKind::Grid => poptune::Initial::Grid,
-            })
-    }
 }
 
 /// The key assigned on the line holding `offset`, when `offset` lies in its value.

@@ -1,19 +1,15 @@
-//! The `poptune` command as a library: experiment files, the durable runner, trainables (external
-//! processes or in-process Rust code), reports. The `poptune` binary is a thin layer over it,
-//! and other binaries (such as `poptune-burn`) run their in-process trainables through it.
+//! The `poptune` command's faces: arguments and subcommands, experiment files, the rendering
+//! of run events (live view and log lines), reports and plots. Execution is `poptune-run`'s.
 
 pub mod commands;
 pub mod config;
-pub mod decisions;
-pub mod distributed;
-pub mod durable;
-pub mod external;
-pub mod inprocess;
+pub mod inspect;
+pub mod pg;
 pub mod plot;
+pub mod progress;
 pub mod report;
-pub mod serve;
+pub mod signals;
 pub mod toy;
-pub mod worker;
 
 /// A command's failure: a message and the exit code it maps to (2 for bad input, 1 for a
 /// failure while running).
@@ -50,9 +46,25 @@ impl std::fmt::Display for CliError {
 
 impl<E: Into<anyhow::Error>> From<E> for CliError {
     fn from(e: E) -> Self {
+        let inner = e.into();
+        // Execution's usage errors (a wrong definition, a directory another process runs)
+        // are bad input: exit code 2, as the command's own.
+        let usage = inner
+            .downcast_ref::<poptune_run::RunError>()
+            .is_some_and(poptune_run::RunError::is_usage);
         CliError {
-            inner: e.into(),
-            code: 1,
+            inner,
+            code: if usage { 2 } else { 1 },
+        }
+    }
+}
+
+impl CliError {
+    /// The run was interrupted (Ctrl-C, SIGTERM): exit code 130.
+    pub fn interrupted() -> Self {
+        CliError {
+            inner: anyhow::anyhow!("interrupted; run the same command to continue"),
+            code: 130,
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use poptune_cli::{commands, report, toy};
+use poptune_cli::{commands, inspect, report, toy};
 
 /// Population Based Training for any iterative training process.
 #[derive(Parser, Debug)]
@@ -36,6 +36,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Warnings and logs of the libraries, on stderr (RUST_LOG is not read: no filter crate).
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .with_max_level(tracing::Level::WARN)
+        .init();
     if matches!(
         cli.command,
         Command::Toy(_) | Command::Status(_) | Command::Report(_) | Command::Export(_)
@@ -53,11 +60,11 @@ fn main() -> ExitCode {
         Command::Toy(args) => toy::run(&args),
         Command::Run(args) => commands::run(&args),
         Command::Resume(args) => commands::resume(&args),
-        Command::Status(args) => commands::status(&args),
+        Command::Status(args) => inspect::status(&args),
         Command::Worker(args) => commands::worker(&args),
-        Command::Replay(args) => commands::replay(&args),
+        Command::Replay(args) => inspect::replay(&args),
         Command::Report(args) => report::run(&args),
-        Command::Export(args) => commands::export(&args),
+        Command::Export(args) => inspect::export(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

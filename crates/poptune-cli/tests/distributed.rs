@@ -1,6 +1,9 @@
 //! Workers coordinated by PostgreSQL, killed with SIGKILL and restarted. Needs a server: set
 //! POPTUNE_TEST_PG_URL (`export POPTUNE_TEST_PG_URL=$(scripts/pg-test-server)`); without one
-//! the test fails, it does not skip.
+//! the test fails, it does not skip. Built with the `pg-tests` feature, which `scripts/test` turns
+//! on; a plain `cargo test` needs no server.
+
+#![cfg(feature = "pg-tests")]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -8,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use poptune_pg::PostgresStore;
-use poptune_store::{Checkpoints, Store};
+use poptune_store::{Checkpoints, RunStatus, Store};
 
 fn url() -> String {
     std::env::var("POPTUNE_TEST_PG_URL").unwrap_or_else(|_| {
@@ -165,7 +168,7 @@ fn killed_workers(sync: &str) {
     wait_all(&mut others, Duration::from_secs(180));
 
     let store = PostgresStore::open(&url, &name).unwrap();
-    assert_eq!(store.status().unwrap().0, "finished");
+    assert_eq!(store.status().unwrap().0, RunStatus::Finished);
     // Every step of every member exactly once.
     let mut seen: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
     for s in store.steps().unwrap() {
@@ -352,7 +355,7 @@ env = {{ POPTUNE_NOOP_SLEEP = "0.2", POPTUNE_NOOP_LOG = "{log}" }}
         "stderr: {text}"
     );
     let store = PostgresStore::open(&url, &name).unwrap();
-    assert_eq!(store.status().unwrap().0, "finished");
+    assert_eq!(store.status().unwrap().0, RunStatus::Finished);
     let steps: Vec<u64> = store.steps().unwrap().iter().map(|s| s.step).collect();
     assert_eq!(steps, (1..=30).collect::<Vec<_>>());
     // Status, report and export read a distributed experiment from the database and the

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use poptune_store::{SqliteStore, Store};
+use poptune_store::{RunStatus, SqliteStore, Store};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -286,7 +286,7 @@ fn killed_asynchronous_runs_stay_consistent() {
     run_to_end(&file);
     check_consistent(&exp);
     let store = SqliteStore::open(&exp.join("experiment.db")).unwrap();
-    assert_eq!(store.status().unwrap().0, "finished");
+    assert_eq!(store.status().unwrap().0, RunStatus::Finished);
     assert_eq!(store.steps().unwrap().len(), 6 * 30);
     // No checkpoint went missing or bad on the way (that would be a fault of kind
     // "checkpoint"): the no-op trainable itself never fails here.
@@ -329,7 +329,9 @@ fn a_stopping_rule_ends_the_run_and_the_store_says_why() {
     let store = SqliteStore::open(&exp.join("experiment.db")).unwrap();
     let (status, elapsed) = store.status().unwrap();
     assert!(
-        status.starts_with("stopped: member 5 reached the target"),
+        status
+            .to_string()
+            .starts_with("stopped: member 5 reached the target"),
         "{status}"
     );
     assert!(elapsed > 0.0, "running time {elapsed}");
@@ -425,7 +427,7 @@ fn faulty_trainables_do_not_stop_the_experiment() {
             "hang" => "timeout",
             k => k,
         };
-        assert_eq!(faults[0].kind, expected_kind, "{faults:?}");
+        assert_eq!(faults[0].kind.as_str(), expected_kind, "{faults:?}");
         if kind == "crash" {
             assert!(
                 faults[0].stderr.contains("crashing on purpose"),
@@ -433,7 +435,7 @@ fn faulty_trainables_do_not_stop_the_experiment() {
             );
         }
         assert_eq!(store.steps().unwrap().len(), 6 * 30, "{kind}");
-        assert_eq!(store.status().unwrap().0, "finished");
+        assert_eq!(store.status().unwrap().0, RunStatus::Finished);
         assert!(dir.path().join("exp/logs/slot-0.stderr.log").exists());
     }
 }
@@ -456,7 +458,7 @@ fn a_member_that_keeps_failing_is_replaced() {
             .any(|e| e.recipient == 1 && e.donor.is_some() && e.step == 5),
         "member 1 replaced by an exploit: {events:?}"
     );
-    assert_eq!(store.status().unwrap().0, "finished");
+    assert_eq!(store.status().unwrap().0, RunStatus::Finished);
 }
 
 #[test]

@@ -10,17 +10,22 @@
 use std::str::FromStr;
 
 use poptune::{Event, Hyperparams};
+mod leases;
+
+pub use leases::{Ready, ReadyView};
+
 use poptune_store::{
-    metrics_from_json, metrics_json, CheckpointRow, Commit, FaultRow, MemberRow, StepRow, Store,
-    StoreError,
+    metrics_from_json, metrics_json, CheckpointRow, Commit, FaultRow, MemberRow, RunStatus,
+    StepRow, Store, StoreError, Tally,
 };
 use postgres::{Client, Config, NoTls, Transaction};
 
 /// The schema's migrations, in order: (version, SQL). A database at a higher version than the
 /// last one here was written by a newer poptune and is refused.
-pub const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE poptune_experiments (
+pub const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE poptune_experiments (
         name TEXT PRIMARY KEY, definition TEXT NOT NULL, status TEXT NOT NULL,
         elapsed DOUBLE PRECISION NOT NULL DEFAULT 0,
         created_at TIMESTAMPTZ NOT NULL DEFAULT now());
@@ -49,7 +54,9 @@ pub const MIGRATIONS: &[(i32, &str)] = &[(
         experiment TEXT NOT NULL REFERENCES poptune_experiments (name) ON DELETE CASCADE,
         id BIGSERIAL PRIMARY KEY, member INTEGER NOT NULL, step BIGINT NOT NULL,
         kind TEXT NOT NULL, message TEXT NOT NULL, stderr TEXT NOT NULL);",
-)];
+    ),
+    (2, "ALTER TABLE poptune_experiments ADD COLUMN tally TEXT;"),
+];
 
 /// The advisory lock key that serialises migrations.
 const MIGRATION_LOCK: i64 = 0x0070_6f70_7475_6e65;
@@ -107,7 +114,7 @@ pub fn config(url: &str) -> Result<(Config, String), StoreError> {
     Ok((cfg, format!("{host}:{port}/{db}")))
 }
 
-fn server(location: &str, e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn server(location: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Server {
         location: location.to_string(),
         message: e.to_string(),
@@ -189,7 +196,7 @@ impl PostgresStore {
         f(&mut c, &self.experiment).map_err(|e| server(&self.location, e))
     }
 
-    fn corrupt(&self, what: &str, e: impl std::fmt::Display) -> StoreError {
+    pub(crate) fn corrupt(&self, what: &str, e: impl std::fmt::Display) -> StoreError {
         StoreError::Corrupt {
             path: format!("{} experiment {}", self.location, self.experiment),
             reason: format!("{what}: {e}"),
@@ -208,10 +215,13 @@ impl PostgresStore {
 }
 
 /// The columns [`member_row`] reads, in its order.
-const MEMBER_COLUMNS: &str = "id, h, step, score, recent, checkpoint, decisions, failures, done";
+pub(crate) const MEMBER_COLUMNS: &str =
+    "id, h, step, score, recent, checkpoint, decisions, failures, done";
 
 /// A member from a row of [`MEMBER_COLUMNS`]; a damaged JSON column is named in the error.
-fn member_row(r: &postgres::Row) -> Result<MemberRow, (&'static str, serde_json::Error)> {
+pub(crate) fn member_row(
+    r: &postgres::Row,
+) -> Result<MemberRow, (&'static str, serde_json::Error)> {
     let h: &str = r.get(1);
     let recent: &str = r.get(4);
     Ok(MemberRow {
@@ -228,9 +238,9 @@ fn member_row(r: &postgres::Row) -> Result<MemberRow, (&'static str, serde_json:
 }
 
 /// The columns [`checkpoint_row`] reads, in its order.
-const CHECKPOINT_COLUMNS: &str = "name, member, step, checksum, score";
+pub(crate) const CHECKPOINT_COLUMNS: &str = "name, member, step, checksum, score";
 
-fn checkpoint_row(r: &postgres::Row) -> CheckpointRow {
+pub(crate) fn checkpoint_row(r: &postgres::Row) -> CheckpointRow {
     CheckpointRow {
         name: r.get(0),
         member: r.get::<_, i32>(1) as usize,
@@ -268,7 +278,11 @@ fn write_member(
 }
 
 /// Writes everything in `c` within `tx`.
-fn write_commit(tx: &mut Transaction<'_>, exp: &String, c: &Commit) -> Result<(), postgres::Error> {
+pub(crate) fn write_commit(
+    tx: &mut Transaction<'_>,
+    exp: &String,
+    c: &Commit,
+) -> Result<(), postgres::Error> {
     if !c.steps.is_empty() {
         let ins = tx.prepare(
             "INSERT INTO poptune_steps (experiment, member, step, score, metrics)
@@ -326,7 +340,7 @@ fn write_commit(tx: &mut Transaction<'_>, exp: &String, c: &Commit) -> Result<()
                 &exp,
                 &(f.member as i32),
                 &(f.step as i64),
-                &f.kind,
+                &f.kind.as_str(),
                 &f.message,
                 &f.stderr,
             ],
@@ -335,7 +349,13 @@ fn write_commit(tx: &mut Transaction<'_>, exp: &String, c: &Commit) -> Result<()
     if let Some(s) = &c.status {
         tx.execute(
             "UPDATE poptune_experiments SET status = $2 WHERE name = $1",
-            &[&exp, s],
+            &[&exp, &s.to_string()],
+        )?;
+    }
+    if let Some(t) = &c.tally {
+        tx.execute(
+            "UPDATE poptune_experiments SET tally = $2 WHERE name = $1",
+            &[&exp, &json(t)],
         )?;
     }
     if c.elapsed > 0.0 {
@@ -476,204 +496,49 @@ impl Store for PostgresStore {
                 &[&exp],
             )
         })?;
-        Ok(rows
-            .iter()
-            .map(|r| FaultRow {
-                member: r.get::<_, i32>(0) as usize,
-                step: r.get::<_, i64>(1) as u64,
-                kind: r.get(2),
-                message: r.get(3),
-                stderr: r.get(4),
+        rows.iter()
+            .map(|r| {
+                Ok(FaultRow {
+                    member: r.get::<_, i32>(0) as usize,
+                    step: r.get::<_, i64>(1) as u64,
+                    kind: r
+                        .get::<_, String>(2)
+                        .parse()
+                        .map_err(|why: String| self.corrupt("fault", why))?,
+                    message: r.get(3),
+                    stderr: r.get(4),
+                })
             })
-            .collect())
+            .collect()
     }
 
-    fn status(&self) -> Result<(String, f64), StoreError> {
+    fn status(&self) -> Result<(RunStatus, f64), StoreError> {
         let row = self.read(|c, exp| {
             c.query_opt(
                 "SELECT status, elapsed FROM poptune_experiments WHERE name = $1",
                 &[&exp],
             )
         })?;
-        Ok(row.map_or(("new".to_string(), 0.0), |r| (r.get(0), r.get(1))))
-    }
-}
-
-/// What a worker's ready transaction found.
-#[derive(Debug, PartialEq)]
-pub enum Ready<T> {
-    /// Recorded; the closure's result.
-    Done(T),
-    /// The worker no longer holds the member's lease (it expired and another worker took the
-    /// member over): nothing was recorded.
-    LeaseLost,
-}
-
-/// Coordination between workers: leases on members, and ready decisions as transactions that
-/// hold the experiment's row lock, so that two workers never decide on stale state.
-impl PostgresStore {
-    /// Claims a member to train for `owner`: one that is not finished, not leased (or whose
-    /// lease ran out: its worker died), and whose step is below `below` (synchronous rounds).
-    /// Fewest steps first. The claim is a row lock taken with `SKIP LOCKED` and a lease of
-    /// `lease` that [`heartbeat`](Self::heartbeat) extends.
-    pub fn claim(
-        &self,
-        owner: &str,
-        lease: std::time::Duration,
-        below: Option<u64>,
-    ) -> Result<Option<MemberRow>, StoreError> {
-        let secs = lease.as_secs_f64();
-        let below = below.map_or(i64::MAX, |b| b.min(i64::MAX as u64) as i64);
-        let row = self.read(|c, exp| {
-            let mut tx = c.transaction()?;
-            let row = tx.query_opt(
-                "SELECT id FROM poptune_members
-                 WHERE experiment = $1 AND NOT done AND step < $2
-                   AND (lease_until IS NULL OR lease_until < now())
-                 ORDER BY step, id LIMIT 1 FOR UPDATE SKIP LOCKED",
-                &[&exp, &below],
-            )?;
-            let claimed = match row {
-                None => None,
-                Some(r) => tx.query_opt(
-                    &format!(
-                        "UPDATE poptune_members SET lease_owner = $3,
-                            lease_until = now() + make_interval(secs => $4)
-                         WHERE experiment = $1 AND id = $2 RETURNING {MEMBER_COLUMNS}"
-                    ),
-                    &[&exp, &r.get::<_, i32>(0), &owner, &secs],
-                )?,
-            };
-            tx.commit()?;
-            Ok(claimed)
-        })?;
-        row.map(|r| member_row(&r).map_err(|(what, e)| self.corrupt(what, e)))
-            .transpose()
+        match row {
+            None => Ok((RunStatus::New, 0.0)),
+            Some(r) => Ok((
+                r.get::<_, String>(0)
+                    .parse()
+                    .map_err(|why: String| self.corrupt("status", why))?,
+                r.get(1),
+            )),
+        }
     }
 
-    /// The index entry of checkpoint `name`, if there is one.
-    pub fn checkpoint(&self, name: &str) -> Result<Option<CheckpointRow>, StoreError> {
+    fn tally(&self) -> Result<Option<Tally>, StoreError> {
         let row = self.read(|c, exp| {
             c.query_opt(
-                &format!(
-                    "SELECT {CHECKPOINT_COLUMNS} FROM poptune_checkpoints
-                     WHERE experiment = $1 AND name = $2"
-                ),
-                &[&exp, &name],
+                "SELECT tally FROM poptune_experiments WHERE name = $1",
+                &[&exp],
             )
         })?;
-        Ok(row.as_ref().map(checkpoint_row))
-    }
-
-    /// Extends `owner`'s lease on `member`; `false` if the lease is no longer `owner`'s.
-    pub fn heartbeat(
-        &self,
-        owner: &str,
-        member: usize,
-        lease: std::time::Duration,
-    ) -> Result<bool, StoreError> {
-        let secs = lease.as_secs_f64();
-        let n = self.read(|c, exp| {
-            c.execute(
-                "UPDATE poptune_members SET lease_until = now() + make_interval(secs => $4)
-                 WHERE experiment = $1 AND id = $2 AND lease_owner = $3",
-                &[&exp, &(member as i32), &owner, &secs],
-            )
-        })?;
-        Ok(n == 1)
-    }
-
-    /// Gives up `owner`'s lease on `member` without recording anything.
-    pub fn release(&self, owner: &str, member: usize) -> Result<(), StoreError> {
-        self.read(|c, exp| {
-            c.execute(
-                "UPDATE poptune_members SET lease_owner = NULL, lease_until = NULL
-                 WHERE experiment = $1 AND id = $2 AND lease_owner = $3",
-                &[&exp, &(member as i32), &owner],
-            )
-        })?;
-        Ok(())
-    }
-
-    /// A ready transaction for `owner`, who holds the lease on `member`: locks the experiment,
-    /// checks the lease, reads every member, the checkpoint index and the number of events so
-    /// far, lets `decide` turn them into a [`Commit`], writes it and releases the lease, all
-    /// or nothing.
-    pub fn ready<T>(
-        &self,
-        owner: &str,
-        member: usize,
-        decide: impl FnOnce(Vec<MemberRow>, Vec<CheckpointRow>, u64) -> (Commit, T),
-    ) -> Result<Ready<T>, StoreError> {
-        let mut c = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        let exp = self.experiment.clone();
-        let db = |e| server(&self.location, e);
-        let mut tx = c.transaction().map_err(db)?;
-        // The experiment's row lock serialises ready decisions; the member's row lock keeps
-        // a claim from slipping in between the lease check and the release. The statement
-        // that takes the lock also records the running time (many workers train at once: the
-        // wall time from the experiment's creation to its latest recorded segment; `now()` is
-        // the transaction's start, and a ready that finds its lease lost rolls it back).
-        let found = tx
-            .execute(
-                "UPDATE poptune_experiments
-                 SET elapsed = GREATEST(elapsed, EXTRACT(EPOCH FROM now() - created_at))
-                 WHERE name = $1",
-                &[&exp],
-            )
-            .map_err(db)?;
-        if found != 1 {
-            return Err(self.corrupt("experiment", "its row is missing"));
-        }
-        let holder: Option<String> = tx
-            .query_opt(
-                "SELECT lease_owner FROM poptune_members WHERE experiment = $1 AND id = $2
-                 FOR UPDATE",
-                &[&exp, &(member as i32)],
-            )
-            .map_err(db)?
-            .and_then(|r| r.get(0));
-        if holder.as_deref() != Some(owner) {
-            return Ok(Ready::LeaseLost);
-        }
-        let members = tx
-            .query(
-                &format!(
-                    "SELECT {MEMBER_COLUMNS} FROM poptune_members WHERE experiment = $1 ORDER BY id"
-                ),
-                &[&exp],
-            )
-            .map_err(db)?
-            .iter()
-            .map(|r| member_row(r).map_err(|(what, e)| self.corrupt(what, e)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let index: Vec<CheckpointRow> = tx
-            .query(
-                &format!(
-                    "SELECT {CHECKPOINT_COLUMNS} FROM poptune_checkpoints WHERE experiment = $1"
-                ),
-                &[&exp],
-            )
-            .map_err(db)?
-            .iter()
-            .map(checkpoint_row)
-            .collect();
-        let events: i64 = tx
-            .query_one(
-                "SELECT COUNT(*) FROM poptune_events WHERE experiment = $1",
-                &[&exp],
-            )
-            .map_err(db)?
-            .get(0);
-        let (commit, out) = decide(members, index, events as u64);
-        write_commit(&mut tx, &exp, &commit).map_err(db)?;
-        tx.execute(
-            "UPDATE poptune_members SET lease_owner = NULL, lease_until = NULL
-             WHERE experiment = $1 AND id = $2 AND lease_owner = $3",
-            &[&exp, &(member as i32), &owner],
-        )
-        .map_err(db)?;
-        tx.commit().map_err(db)?;
-        Ok(Ready::Done(out))
+        row.and_then(|r| r.get::<_, Option<String>>(0))
+            .map(|t| serde_json::from_str(&t).map_err(|e| self.corrupt("tally", e)))
+            .transpose()
     }
 }

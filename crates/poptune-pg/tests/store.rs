@@ -1,6 +1,9 @@
 //! The PostgreSQL backend against the store contract. These tests need a server: set
 //! POPTUNE_TEST_PG_URL (`export POPTUNE_TEST_PG_URL=$(scripts/pg-test-server)`); without one
-//! they fail, they do not skip.
+//! they fail, they do not skip. Built with the `pg-tests` feature, which `scripts/test` turns
+//! on; a plain `cargo test` needs no server.
+
+#![cfg(feature = "pg-tests")]
 
 use poptune_pg::{migrate, PostgresStore, MIGRATIONS};
 use poptune_store::{Store, StoreError};

@@ -3,7 +3,9 @@
 
 use poptune::{Event, Hyperparams};
 
-use crate::{CheckpointRow, Commit, FaultRow, MemberRow, StepRow, Store};
+use crate::{
+    CheckpointRow, Commit, FaultKind, FaultRow, MemberRow, RunStatus, StepRow, Store, Tally,
+};
 
 fn member(id: usize) -> MemberRow {
     MemberRow::new(id, Hyperparams::new().with("lr", 0.1).with("batch", 32i64))
@@ -27,7 +29,8 @@ pub fn check(name: &str, open: &mut dyn FnMut() -> Box<dyn Store>) {
         s.definition().unwrap().is_none(),
         "a new store holds no experiment"
     );
-    assert_eq!(s.status().unwrap().0, "new");
+    assert_eq!(s.status().unwrap().0, RunStatus::New);
+    assert_eq!(s.tally().unwrap(), None);
     s.create(name, "{\"a\": 1}", &[member(0), member(1), member(2)])
         .unwrap();
     assert_eq!(
@@ -35,7 +38,7 @@ pub fn check(name: &str, open: &mut dyn FnMut() -> Box<dyn Store>) {
         Some((name.to_string(), "{\"a\": 1}".into()))
     );
     assert_eq!(s.members().unwrap(), vec![member(0), member(1), member(2)]);
-    assert_eq!(s.status().unwrap(), ("running".into(), 0.0));
+    assert_eq!(s.status().unwrap(), (RunStatus::Running, 0.0));
 
     // A segment: steps (one metric NaN), a checkpoint, the member, an exploit, a fault.
     let mut m0 = member(0);
@@ -73,7 +76,7 @@ pub fn check(name: &str, open: &mut dyn FnMut() -> Box<dyn Store>) {
         faults: vec![FaultRow {
             member: 2,
             step: 0,
-            kind: "crash".into(),
+            kind: FaultKind::Crash,
             message: "exit status 1".into(),
             stderr: "Traceback…\nValueError: ünïcode".into(),
         }],
@@ -86,7 +89,8 @@ pub fn check(name: &str, open: &mut dyn FnMut() -> Box<dyn Store>) {
     // failed commit is kept.
     let mut again = c.clone();
     again.members[0].step = 99;
-    again.status = Some("broken".into());
+    again.status = Some(RunStatus::Failed("broken".into()));
+    again.tally = Some(Tally::default());
     assert!(
         s.commit(&again).is_err(),
         "a step recorded twice must be refused"
@@ -110,9 +114,18 @@ pub fn check(name: &str, open: &mut dyn FnMut() -> Box<dyn Store>) {
     assert!(events[0].recipient_score.is_nan());
     assert_eq!(s.faults().unwrap(), c.faults);
     assert_eq!(s.checkpoints().unwrap(), c.checkpoints);
-    assert_eq!(s.status().unwrap(), ("running".into(), 1.5));
+    assert_eq!(s.status().unwrap(), (RunStatus::Running, 1.5));
 
-    // Events keep their order; forgetting checkpoints; status and running time.
+    assert_eq!(s.tally().unwrap(), None, "the refused commit left no tally");
+
+    // Events keep their order; forgetting checkpoints; status, tally and running time.
+    let tally = Tally {
+        best: Some((0.5, 5)),
+        max_step: 10,
+        compute: 15,
+        exploits: 1,
+        faults: 1,
+    };
     let later: Vec<Event> = (1..4)
         .map(|i| Event {
             seq: i,
@@ -125,7 +138,8 @@ pub fn check(name: &str, open: &mut dyn FnMut() -> Box<dyn Store>) {
         events: later.clone(),
         checkpoints: vec![ckpt("m0-s10", 0, 10)],
         forget: vec!["m0-s5".into()],
-        status: Some("finished".into()),
+        status: Some(RunStatus::Finished),
+        tally: Some(tally.clone()),
         elapsed: 2.0,
         ..Commit::default()
     })
@@ -142,5 +156,6 @@ pub fn check(name: &str, open: &mut dyn FnMut() -> Box<dyn Store>) {
     s.forget_checkpoints(&["m1-s5".into(), "unknown".into()])
         .unwrap();
     assert_eq!(s.checkpoints().unwrap().len(), 1);
-    assert_eq!(s.status().unwrap(), ("finished".into(), 3.5));
+    assert_eq!(s.status().unwrap(), (RunStatus::Finished, 3.5));
+    assert_eq!(s.tally().unwrap(), Some(tally));
 }

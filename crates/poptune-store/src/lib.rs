@@ -2,20 +2,27 @@
 //!
 //! One experiment lives in one directory: a database (the experiment's definition, its members,
 //! every step's metrics, lineage events, the checkpoint index, faults) and a checkpoint folder
-//! (see [`checkpoint`]). The [`Store`] trait is what the runners need; [`SqliteStore`] is the
-//! embedded backend.
+//! (see [`checkpoint`]). The [`Store`] trait is what the runners need, [`Leases`] what workers
+//! on many machines need besides; [`SqliteStore`] is the embedded backend and [`MemoryStore`]
+//! keeps everything in memory.
 
 pub mod checkpoint;
 #[doc(hidden)]
 pub mod contract;
+mod leases;
+mod memory;
 mod sqlite;
+mod status;
 
 use poptune::{Event, Hyperparams};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use checkpoint::Checkpoints;
+pub use leases::Leases;
+pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
+pub use status::{FaultKind, RunStatus, Tally};
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -147,8 +154,8 @@ pub struct FaultRow {
     pub member: usize,
     /// Its step when the fault happened.
     pub step: u64,
-    /// crash, timeout, protocol, non-finite, checkpoint.
-    pub kind: String,
+    /// What went wrong.
+    pub kind: FaultKind,
     /// What happened.
     pub message: String,
     /// The end of the process's stderr.
@@ -171,7 +178,9 @@ pub struct Commit {
     /// New faults.
     pub faults: Vec<FaultRow>,
     /// A new experiment status, if it changes.
-    pub status: Option<String>,
+    pub status: Option<RunStatus>,
+    /// The experiment's running totals after this commit, if they change.
+    pub tally: Option<Tally>,
     /// Wall-clock seconds to add to the experiment's running time.
     pub elapsed: f64,
 }
@@ -219,5 +228,8 @@ pub trait Store: Send {
     /// Every fault.
     fn faults(&self) -> Result<Vec<FaultRow>, StoreError>;
     /// The experiment's status and its running time in seconds.
-    fn status(&self) -> Result<(String, f64), StoreError>;
+    fn status(&self) -> Result<(RunStatus, f64), StoreError>;
+    /// The experiment's running totals, if a commit recorded them (stores written by
+    /// releases before they existed have none).
+    fn tally(&self) -> Result<Option<Tally>, StoreError>;
 }

@@ -6,7 +6,8 @@ use poptune::{Event, Hyperparams};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::{
-    CheckpointRow, Commit, FaultRow, MemberRow, StepRow, Store, StoreError, SCHEMA_VERSION,
+    CheckpointRow, Commit, FaultRow, MemberRow, RunStatus, StepRow, Store, StoreError, Tally,
+    SCHEMA_VERSION,
 };
 
 /// An experiment stored in one SQLite file (WAL mode; one writer process at a time).
@@ -249,14 +250,21 @@ impl Store for SqliteStore {
         for f in &c.faults {
             tx.execute(
                 "INSERT INTO faults (member, step, kind, message, stderr) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![f.member as i64, f.step as i64, f.kind, f.message, f.stderr],
+                params![f.member as i64, f.step as i64, f.kind.as_str(), f.message, f.stderr],
             )
             .map_err(&db)?;
         }
         if let Some(s) = &c.status {
             tx.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('status', ?1)",
-                params![s],
+                params![s.to_string()],
+            )
+            .map_err(&db)?;
+        }
+        if let Some(t) = &c.tally {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('tally', ?1)",
+                params![json(t)],
             )
             .map_err(&db)?;
         }
@@ -358,25 +366,46 @@ impl Store for SqliteStore {
             .map_err(self.db())?;
         let rows = st
             .query_map([], |r| {
-                Ok(FaultRow {
-                    member: r.get::<_, i64>(0)? as usize,
-                    step: r.get::<_, i64>(1)? as u64,
-                    kind: r.get(2)?,
-                    message: r.get(3)?,
-                    stderr: r.get(4)?,
-                })
+                Ok((
+                    r.get::<_, i64>(0)? as usize,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
             })
             .map_err(self.db())?;
-        rows.collect::<Result<_, _>>().map_err(self.db())
+        let rows: Vec<(usize, u64, String, String, String)> =
+            rows.collect::<Result<_, _>>().map_err(self.db())?;
+        rows.into_iter()
+            .map(|(member, step, kind, message, stderr)| {
+                Ok(FaultRow {
+                    member,
+                    step,
+                    kind: kind.parse().map_err(|why| self.corrupt("faults", why))?,
+                    message,
+                    stderr,
+                })
+            })
+            .collect()
     }
 
-    fn status(&self) -> Result<(String, f64), StoreError> {
-        let status = self.meta("status")?.unwrap_or_else(|| "new".to_string());
+    fn status(&self) -> Result<(RunStatus, f64), StoreError> {
+        let status = match self.meta("status")? {
+            None => RunStatus::New,
+            Some(s) => s.parse().map_err(|why| self.corrupt("status", why))?,
+        };
         let elapsed = self
             .meta("elapsed")?
             .and_then(|s| s.parse().ok())
             .unwrap_or(0.0);
         Ok((status, elapsed))
+    }
+
+    fn tally(&self) -> Result<Option<Tally>, StoreError> {
+        self.meta("tally")?
+            .map(|t| serde_json::from_str(&t).map_err(|e| self.corrupt("tally", e)))
+            .transpose()
     }
 }
 

@@ -36,6 +36,7 @@ pub mod policy;
 pub mod population;
 pub mod runner;
 pub mod space;
+pub mod spec;
 pub mod toy;
 pub mod trainable;
 
@@ -47,4 +48,5 @@ pub use policy::{rng_for, Decision, Inherit, Policy, Stream, SyncMode, Variant};
 pub use population::{MemberId, Mode, Population};
 pub use runner::{Baseline, Experiment, Initial, MemberOutcome, Outcome};
 pub use space::{Hyperparams, Param, Space, Value};
+pub use spec::{ExperimentDef, InitialKind, StopRules, TrainableDef};
 pub use trainable::{Metrics, Trainable};

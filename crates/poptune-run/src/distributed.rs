@@ -12,62 +12,74 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context};
-use poptune::SyncMode;
-use poptune_pg::{PostgresStore, Ready};
-use poptune_store::{CheckpointRow, Checkpoints, Commit, FaultRow, MemberRow, StepRow, Store};
+use poptune::{ExperimentDef, SyncMode};
+use poptune_pg::{PostgresStore, Ready, ReadyView};
+use poptune_store::{CheckpointRow, Checkpoints, Commit, Leases, MemberRow, RunStatus, Store};
 
-use crate::config::ExperimentDef;
-use crate::decisions::{garbage, population, Book};
-use crate::durable::{initial_members, CKPT_DIR, LOG_DIR};
-use crate::external::{Fault, Step};
-use crate::worker::{Cancel, Failure, ProcessWorkers, SegmentRequest, Workers, CANCELLED};
-use crate::CliError;
+use crate::book::garbage;
+use crate::fault::{Failure, Fault, FaultKind};
+use crate::local::{initial_members, CKPT_DIR, LOG_DIR};
+use crate::pool::{Cancel, ProcessWorkers, SegmentRequest, Workers};
+use crate::settle::{Books, Finished, Trained};
+use crate::RunError;
 
 /// Creates the experiment `def` in the database at `url`, or joins it if it exists with the
 /// same definition.
-pub fn create_or_join(url: &str, def: &ExperimentDef) -> Result<bool, CliError> {
+pub fn create_or_join(url: &str, def: &ExperimentDef) -> Result<bool, RunError> {
     let mut store = PostgresStore::open(url, &def.name)?;
-    let json = serde_json::to_string(def)?;
     match store.definition()? {
-        Some((_, stored)) if stored == json => Ok(true),
-        Some(_) => Err(CliError::usage(anyhow!(
+        Some((_, stored)) if ExperimentDef::from_json(&stored).is_ok_and(|s| s.same_as(def)) => {
+            Ok(true)
+        }
+        Some(_) => Err(RunError::usage(format!(
             "{} already holds experiment `{}` with a different definition; give the new one another `name`",
             store.location(),
             def.name
         ))),
         None => {
-            std::fs::create_dir_all(def.directory.join(CKPT_DIR)).with_context(|| {
-                format!(
-                    "cannot create the shared checkpoint directory {}",
-                    def.directory.display()
+            std::fs::create_dir_all(def.directory.join(CKPT_DIR)).map_err(|e| {
+                RunError::io(
+                    format!(
+                        "cannot create the shared checkpoint directory {}",
+                        def.directory.display()
+                    ),
+                    e,
                 )
             })?;
-            store.create(&def.name, &json, &initial_members(def)?)?;
+            store.create(&def.name, &def.to_json(), &initial_members(def)?)?;
             Ok(false)
         }
     }
 }
 
 /// The experiment `name`'s definition, from the database at `url`.
-pub fn definition(url: &str, name: &str) -> Result<(PostgresStore, ExperimentDef), CliError> {
+pub fn definition(url: &str, name: &str) -> Result<(PostgresStore, ExperimentDef), RunError> {
     let store = PostgresStore::open(url, name)?;
     let (_, json) = store.definition()?.ok_or_else(|| {
-        CliError::usage(anyhow!(
+        RunError::usage(format!(
             "{} holds no experiment `{name}`; create it with `poptune run EXPERIMENT.toml --store URL`",
             store.location()
         ))
     })?;
-    let def: ExperimentDef = serde_json::from_str(&json)
-        .with_context(|| format!("experiment `{name}`: the stored definition is unreadable"))?;
+    let def = ExperimentDef::from_json(&json).map_err(|e| {
+        RunError::Fatal(format!(
+            "experiment `{name}`: the stored definition is unreadable: {e}"
+        ))
+    })?;
     Ok((store, def))
 }
 
 /// How a worker process ended.
+#[derive(Debug, Clone, Default)]
 pub struct WorkerSummary {
+    /// Segments it recorded.
     pub segments: u64,
+    /// Leases it lost (its segments were discarded).
     pub lost_leases: u64,
+    /// Faults it recorded.
     pub faults: u64,
+    /// How the experiment stands when the worker leaves.
+    pub status: Option<RunStatus>,
 }
 
 fn host() -> String {
@@ -86,11 +98,12 @@ pub fn work(
     slots: usize,
     lease: Duration,
     quiet: bool,
-) -> Result<WorkerSummary, CliError> {
+) -> Result<WorkerSummary, RunError> {
     let (_, def) = definition(url, name)?;
     let ckpts = Checkpoints::open(&def.directory.join(CKPT_DIR))?;
     let logs = def.directory.join(LOG_DIR);
-    std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+    std::fs::create_dir_all(&logs)
+        .map_err(|e| RunError::io(format!("cannot create {}", logs.display()), e))?;
     let id = format!("{}-{}", host(), std::process::id());
     if !quiet {
         eprintln!(
@@ -100,7 +113,7 @@ pub fn work(
             ckpts.root().display()
         );
     }
-    let results: Vec<Result<WorkerSummary, CliError>> = std::thread::scope(|s| {
+    let results: Vec<Result<WorkerSummary, RunError>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..slots)
             .map(|slot| {
                 let (def, ckpts, logs, id) = (&def, &ckpts, &logs, &id);
@@ -122,26 +135,20 @@ pub fn work(
             .into_iter()
             .map(|h| {
                 h.join()
-                    .unwrap_or_else(|_| Err(anyhow!("a worker thread panicked").into()))
+                    .unwrap_or_else(|_| Err(RunError::Fatal("a worker thread panicked".into())))
             })
             .collect()
     });
-    let mut total = WorkerSummary {
-        segments: 0,
-        lost_leases: 0,
-        faults: 0,
-    };
+    let mut total = WorkerSummary::default();
     for r in results {
         let r = r?;
         total.segments += r.segments;
         total.lost_leases += r.lost_leases;
         total.faults += r.faults;
     }
+    total.status = Some(PostgresStore::open(url, name)?.status()?.0);
     Ok(total)
 }
-
-/// A trained segment: steps, the checkpoint's name and checksum.
-type Trained = (Vec<Step>, String, String);
 
 #[allow(clippy::too_many_arguments)]
 fn slot_loop(
@@ -153,7 +160,7 @@ fn slot_loop(
     slot: usize,
     lease: Duration,
     quiet: bool,
-) -> Result<WorkerSummary, CliError> {
+) -> Result<WorkerSummary, RunError> {
     let store = PostgresStore::open(url, &def.name)?;
     let beat = PostgresStore::open(url, &def.name)?;
     let mut trainable = def.trainable.clone();
@@ -163,12 +170,13 @@ fn slot_loop(
     let workers = ProcessWorkers::new(&trainable);
     let mut worker = workers.worker(slot, &logs.join(format!("{owner}.stderr.log")));
     let sync = def.policy.sync == SyncMode::Synchronous;
-    let mut summary = WorkerSummary {
-        segments: 0,
-        lost_leases: 0,
-        faults: 0,
-    };
+    let mut summary = WorkerSummary::default();
     loop {
+        // A stop rule recorded by any worker ends the experiment for all.
+        let (status, _) = store.status()?;
+        if status.is_over() || matches!(status, RunStatus::Failed(_)) {
+            break;
+        }
         let members = store.members()?;
         let open: Vec<&MemberRow> = members.iter().filter(|m| !m.done).collect();
         let Some(min_step) = open.iter().map(|m| m.step).min() else {
@@ -221,11 +229,19 @@ fn slot_loop(
                 owner,
                 &cancel,
             );
-            let our_ckpt = r.as_ref().ok().map(|t| t.1.clone());
+            let our_ckpt = r.as_ref().ok().map(|t| t.checkpoint.name.clone());
             let outcome = match r {
-                Err((f, _)) if f.kind == CANCELLED => None,
-                r => Some(store.ready(owner, m, |members, index, events| {
-                    record(def, members, index, events, m, stop, r)
+                Err((f, _)) if f.kind == FaultKind::Cancelled => None,
+                r => Some(store.ready(owner, m, |view| {
+                    record(
+                        def,
+                        view,
+                        Finished {
+                            member: m,
+                            stop,
+                            outcome: r,
+                        },
+                    )
                 })),
             };
             drop(done_tx);
@@ -252,7 +268,7 @@ fn slot_loop(
                     eprintln!("{owner}: lost the lease on member {m}; its segment is discarded");
                 }
             }
-            Ready::Done((forget, fault)) => {
+            Ready::Done((forget, fault, fatal)) => {
                 for name in forget {
                     let _ = ckpts.remove(&name);
                 }
@@ -263,6 +279,10 @@ fn slot_loop(
                     }
                 } else {
                     summary.segments += 1;
+                }
+                if let Some(why) = fatal {
+                    worker.finish();
+                    return Err(RunError::Fatal(why));
                 }
             }
         }
@@ -276,30 +296,32 @@ fn train(
     store: &PostgresStore,
     def: &ExperimentDef,
     ckpts: &Checkpoints,
-    worker: &mut dyn crate::worker::Worker,
+    worker: &mut dyn crate::pool::Worker,
     row: &MemberRow,
     stop: u64,
     owner: &str,
     cancel: &Cancel<'_>,
 ) -> Result<Trained, Failure> {
-    let fault = |kind: &'static str, message: String| (Fault { kind, message }, String::new());
+    let fault = |kind: FaultKind, message: String| (Fault::new(kind, message), String::new());
     let restore = match &row.checkpoint {
         None => None,
         Some(name) => {
             let sum = store
                 .checkpoint(name)
-                .map_err(|e| fault("checkpoint", e.to_string()))?
+                .map_err(|e| fault(FaultKind::Checkpoint, e.to_string()))?
                 .map(|c| c.checksum)
-                .ok_or_else(|| fault("checkpoint", format!("{name} is not in the index")))?;
+                .ok_or_else(|| {
+                    fault(FaultKind::Checkpoint, format!("{name} is not in the index"))
+                })?;
             ckpts
                 .verify(name, &sum)
-                .map_err(|e| fault("checkpoint", e.to_string()))?;
+                .map_err(|e| fault(FaultKind::Checkpoint, e.to_string()))?;
             Some((ckpts.path(name), name.clone()))
         }
     };
     let tmp = ckpts
         .tmp_dir(&format!("m{}-{owner}", row.id))
-        .map_err(|e| fault("checkpoint", e.to_string()))?;
+        .map_err(|e| fault(FaultKind::Checkpoint, e.to_string()))?;
     // Unique per worker: a worker that lost its lease never collides with the one that took
     // the member over.
     let name = format!("m{:04}-s{:08}-{}", row.id, stop, short_hash(owner));
@@ -322,9 +344,18 @@ fn train(
     };
     let sum = ckpts.commit(&tmp, &name).map_err(|e| {
         let _ = std::fs::remove_dir_all(&tmp);
-        fault("checkpoint", e.to_string())
+        fault(FaultKind::Checkpoint, e.to_string())
     })?;
-    Ok((steps, name, sum))
+    Ok(Trained {
+        steps,
+        checkpoint: CheckpointRow {
+            name,
+            member: row.id,
+            step: stop,
+            checksum: sum,
+            score: f64::NAN,
+        },
+    })
 }
 
 /// What a slot knows of its lease: the moment until which it is surely still its own.
@@ -381,102 +412,40 @@ fn short_hash(s: &str) -> String {
     format!("{:08x}", h as u32)
 }
 
-/// The ready transaction's content: the segment (or fault) of member `m`, its decision, the
-/// round's decisions when it ends a synchronous round, and the garbage. Returns the commit,
-/// and the checkpoints to delete with the fault, if any.
+/// What a ready transaction recorded: the checkpoints to delete, the fault if any, and a fatal
+/// error if the run cannot go on.
+type Recorded = (Vec<String>, Option<Fault>, Option<String>);
+
+/// The ready transaction's content: the segment (or fault) settled on the state the
+/// transaction read, and the garbage. Returns the commit, and the checkpoints to delete, the
+/// fault if any, and a fatal error if the run cannot go on.
 fn record(
     def: &ExperimentDef,
-    mut members: Vec<MemberRow>,
-    index: Vec<CheckpointRow>,
-    events: u64,
-    m: usize,
-    stop: u64,
-    result: Result<Trained, Failure>,
-) -> (Commit, (Vec<String>, Option<Fault>)) {
+    view: ReadyView,
+    seg: Finished,
+) -> (Commit, Recorded) {
     let mut c = Commit::default();
-    let mut pop = population(def, &members);
-    let sync = def.policy.sync == SyncMode::Synchronous;
-    let mut index = index;
-    let mut fault = None;
-    match result {
-        Ok((steps, name, checksum)) => {
-            let last = steps.last().map_or(f64::NAN, |s| s.score);
-            c.steps = steps
-                .iter()
-                .map(|s| StepRow {
-                    member: m,
-                    step: s.step,
-                    score: s.score,
-                    metrics: s.metrics.clone(),
-                })
-                .collect();
-            let row = CheckpointRow {
-                name: name.clone(),
-                member: m,
-                step: stop,
-                checksum,
-                score: last,
-            };
-            index.push(row.clone());
-            c.checkpoints.push(row);
-            pop.record_iter(m, stop, steps.iter().map(|s| s.score));
-            let r = &mut members[m];
-            r.step = stop;
-            r.score = Some(last);
-            r.recent = pop.member(m).recent_keys().iter().copied().collect();
-            r.checkpoint = Some(name);
-            r.failures = 0;
-            r.done = stop >= def.stop.steps;
-            let mut book = Book {
-                def,
-                pop: &mut pop,
-                members: &mut members,
-            };
-            if !sync {
-                if !book.members[m].done && def.policy.is_ready(stop) {
-                    c.events.extend(book.decide(m, events));
-                }
-            } else {
-                let round_over = book.members.iter().all(|r| r.done || r.step >= stop);
-                if round_over && stop < def.stop.steps && def.policy.is_ready(stop) {
-                    c.events.extend(book.sync_round(stop));
-                    c.members
-                        .extend(book.members.iter().filter(|r| r.id != m).cloned());
-                }
-            }
-        }
-        Err((f, stderr)) => {
-            let step = members[m].step;
-            c.faults.push(FaultRow {
-                member: m,
-                step,
-                kind: f.kind.to_string(),
-                message: f.message.clone(),
-                stderr,
-            });
-            members[m].failures += 1;
-            if members[m].failures > def.trainable.max_failures {
-                let seq = if sync { stop } else { events };
-                let mut book = Book {
-                    def,
-                    pop: &mut pop,
-                    members: &mut members,
-                };
-                if let Ok(e) = book.replace(m, seq) {
-                    c.events.push(e);
-                }
-            }
-            fault = Some(f);
-        }
+    let exploits = view.tally.as_ref().map_or(0, |t| t.exploits);
+    let faults = view.tally.as_ref().map_or(0, |t| t.faults);
+    let mut books = Books::new(def, view.members, view.tally, view.events, exploits, faults);
+    if let RunStatus::Stopped(why) = &view.status {
+        books.stop = Some(why.clone());
     }
-    c.members.push(members[m].clone());
-    let referenced = members.iter().filter_map(|r| r.checkpoint.as_deref());
+    let fault = seg.outcome.as_ref().err().map(|(f, _)| f.clone());
+    let out = books.settle(def, seg, view.elapsed, &mut c);
+    let mut index = view.index;
+    index.extend(c.checkpoints.iter().cloned());
+    let referenced = books.members.iter().filter_map(|r| r.checkpoint.as_deref());
     c.forget = garbage(def.mode, referenced, index.iter());
-    if members.iter().all(|r| r.done) {
-        c.status = Some("finished".into());
+    if out.finished {
+        c.status = Some(RunStatus::Finished);
+    } else if let Some(why) = out.stopped {
+        c.status = Some(RunStatus::Stopped(why));
+    } else if let Some(why) = &out.fatal {
+        c.status = Some(RunStatus::Failed(why.clone()));
     }
     let forget = c.forget.clone();
-    (c, (forget, fault))
+    (c, (forget, fault, out.fatal))
 }
 
 /// The shared directory of an experiment, for messages.

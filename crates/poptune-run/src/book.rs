@@ -1,5 +1,4 @@
-//! Ready decisions on the stored population: what the local runner and distributed workers
-//! both do when a member is ready (asynchronous), when a synchronous round ends, and when a
+//! Ready decisions on the stored population: what the settle path does when a member is ready (asynchronous), when a synchronous round ends, and when a
 //! member that keeps failing is replaced. Pure: rows and the population in, events out.
 
 use std::collections::BTreeSet;
@@ -8,12 +7,15 @@ use poptune::policy::{rng_for, Stream};
 use poptune::{Decision, Event, Mode, Population};
 use poptune_store::{CheckpointRow, MemberRow};
 
-use crate::config::ExperimentDef;
+use poptune::ExperimentDef;
 
 /// The population and the members' rows of one experiment, to decide on.
 pub struct Book<'a> {
+    /// The experiment.
     pub def: &'a ExperimentDef,
+    /// Its population.
     pub pop: &'a mut Population,
+    /// Its members' rows.
     pub members: &'a mut [MemberRow],
 }
 

@@ -12,34 +12,21 @@ use poptune::Hyperparams;
 use serde::Serialize;
 use serde_json::Value as Json;
 
-use crate::config::TrainableDef;
+use poptune::TrainableDef;
+
+use crate::fault::{Fault, FaultKind};
 
 /// The protocol version poptune speaks.
 pub const PROTOCOL: u32 = 1;
 
-/// Why a segment failed.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Fault {
-    /// crash, timeout, protocol, non-finite, error, spawn.
-    pub kind: &'static str,
-    /// What happened.
-    pub message: String,
-}
-
-impl Fault {
-    fn new(kind: &'static str, message: impl Into<String>) -> Self {
-        Fault {
-            kind,
-            message: message.into(),
-        }
-    }
-}
-
 /// One step reported by the process.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
+    /// The member's step after it.
     pub step: u64,
+    /// The score.
     pub score: f64,
+    /// Other metrics.
     pub metrics: Vec<(String, f64)>,
 }
 
@@ -75,7 +62,12 @@ impl Process {
             .create(true)
             .append(true)
             .open(log)
-            .map_err(|e| Fault::new("spawn", format!("cannot open {}: {e}", log.display())))?;
+            .map_err(|e| {
+                Fault::new(
+                    FaultKind::Spawn,
+                    format!("cannot open {}: {e}", log.display()),
+                )
+            })?;
         let mut cmd = Command::new(&def.command[0]);
         cmd.args(&def.command[1..])
             .current_dir(&def.cwd)
@@ -85,9 +77,12 @@ impl Process {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(err_file));
+        // Its own process group: a Ctrl-C on the terminal reaches poptune only, which stops
+        // the trainables itself (no KeyboardInterrupt traceback from each one).
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let mut child = cmd.spawn().map_err(|e| {
             Fault::new(
-                "spawn",
+                FaultKind::Spawn,
                 format!(
                     "cannot start {:?} in {}: {e}",
                     def.command,
@@ -99,7 +94,7 @@ impl Process {
         let stdout = child
             .stdout
             .take()
-            .ok_or_else(|| Fault::new("spawn", "the process has no stdout"))?;
+            .ok_or_else(|| Fault::new(FaultKind::Spawn, "the process has no stdout"))?;
         Ok(Process {
             child,
             stdin,
@@ -137,7 +132,7 @@ impl Process {
         restore: Option<(&Path, &str)>,
         checkpoint: (&Path, &str),
         timeout: Duration,
-        cancel: Option<&crate::worker::Cancel<'_>>,
+        cancel: Option<&crate::pool::Cancel<'_>>,
         mut on_step: impl FnMut(&Step),
     ) -> Result<Vec<Step>, Fault> {
         let req = TrainRequest {
@@ -152,13 +147,17 @@ impl Process {
             checkpoint: checkpoint.0,
             checkpoint_id: checkpoint.1,
         };
-        let mut line = serde_json::to_vec(&req)
-            .map_err(|e| Fault::new("protocol", format!("cannot encode the request: {e}")))?;
+        let mut line = serde_json::to_vec(&req).map_err(|e| {
+            Fault::new(
+                FaultKind::Protocol,
+                format!("cannot encode the request: {e}"),
+            )
+        })?;
         line.push(b'\n');
         let stdin = self
             .stdin
             .as_mut()
-            .ok_or_else(|| Fault::new("crash", "the process's stdin is closed"))?;
+            .ok_or_else(|| Fault::new(FaultKind::Crash, "the process's stdin is closed"))?;
         // One write for the whole line: the process wakes up once, to a complete request.
         if let Err(e) = stdin.write_all(&line).and_then(|_| stdin.flush()) {
             return Err(self.dead(format!("cannot write to the process: {e}"), 0));
@@ -169,7 +168,7 @@ impl Process {
                 ReadLine::Line(l) => l,
                 ReadLine::Cancelled => {
                     return Err(Fault::new(
-                        crate::worker::CANCELLED,
+                        FaultKind::Cancelled,
                         format!("stopped after {} of {} steps", out.len(), steps),
                     ))
                 }
@@ -178,7 +177,7 @@ impl Process {
                 }
                 ReadLine::Timeout => {
                     return Err(Fault::new(
-                        "timeout",
+                        FaultKind::Timeout,
                         format!(
                             "no answer within {:.1} s (step_timeout) after {} of {} steps",
                             timeout.as_secs_f64(),
@@ -201,7 +200,7 @@ impl Process {
             }
             let msg: Json = serde_json::from_str(trimmed).map_err(|_| {
                 Fault::new(
-                    "protocol",
+                    FaultKind::Protocol,
                     format!(
                         "stdout line is not JSON: {:?} (print logs to stderr, not stdout)",
                         shorten(trimmed)
@@ -213,7 +212,7 @@ impl Process {
                     let s = parse_step(&msg, start_step + out.len() as u64 + 1)?;
                     if out.len() as u64 >= steps {
                         return Err(Fault::new(
-                            "protocol",
+                            FaultKind::Protocol,
                             format!("reported more than the {steps} steps asked for"),
                         ));
                     }
@@ -223,7 +222,7 @@ impl Process {
                 Some("saved") => {
                     if (out.len() as u64) < steps {
                         return Err(Fault::new(
-                            "protocol",
+                            FaultKind::Protocol,
                             format!(
                                 "said \"saved\" after {} of the {steps} steps asked for",
                                 out.len()
@@ -238,11 +237,11 @@ impl Process {
                         .get("message")
                         .and_then(Json::as_str)
                         .unwrap_or("(no message)");
-                    return Err(Fault::new("error", format!("the trainable reported: {m}")));
+                    return Err(Fault::new(FaultKind::Error, format!("the trainable reported: {m}")));
                 }
                 _ => {
                     return Err(Fault::new(
-                        "protocol",
+                        FaultKind::Protocol,
                         format!(
                             "unexpected message {:?}; expected {{\"type\": \"step\", ...}} or {{\"type\": \"saved\"}}",
                             shorten(trimmed)
@@ -266,9 +265,9 @@ impl Process {
         // one takes over. One that fails or dies of a signal crashed, even before its first
         // line for this segment.
         let kind = if done == 0 && self.segments > 0 && exit.is_some_and(|s| s.success()) {
-            "exited"
+            FaultKind::Exited
         } else {
-            "crash"
+            FaultKind::Crash
         };
         Fault::new(kind, format!("{what}{status}"))
     }
@@ -323,7 +322,7 @@ impl LineReader {
     fn read_line(
         &mut self,
         timeout: Duration,
-        cancel: Option<&crate::worker::Cancel<'_>>,
+        cancel: Option<&crate::pool::Cancel<'_>>,
     ) -> ReadLine {
         let deadline = Instant::now() + timeout;
         let mut chunk = [0u8; 1 << 15];
@@ -414,13 +413,13 @@ fn shorten(s: &str) -> String {
 fn parse_step(msg: &Json, expected: u64) -> Result<Step, Fault> {
     let step = msg.get("step").and_then(Json::as_u64).ok_or_else(|| {
         Fault::new(
-            "protocol",
+            FaultKind::Protocol,
             format!("a step message needs \"step\": {expected} (an integer)"),
         )
     })?;
     if step != expected {
         return Err(Fault::new(
-            "protocol",
+            FaultKind::Protocol,
             format!("reported step {step}; expected step {expected}"),
         ));
     }
@@ -429,14 +428,14 @@ fn parse_step(msg: &Json, expected: u64) -> Result<Step, Fault> {
         Some(Json::Null) | Some(Json::String(_)) => f64::NAN,
         _ => {
             return Err(Fault::new(
-                "protocol",
+                FaultKind::Protocol,
                 format!("step {step}: a step message needs \"score\": a number"),
             ))
         }
     };
     if !score.is_finite() {
         return Err(Fault::new(
-            "non-finite",
+            FaultKind::NonFinite,
             format!(
                 "step {step}: score is {} — the score must be a finite number",
                 msg.get("score").map_or("missing".into(), |v| v.to_string())
@@ -447,7 +446,7 @@ fn parse_step(msg: &Json, expected: u64) -> Result<Step, Fault> {
     if let Some(m) = msg.get("metrics") {
         let obj = m.as_object().ok_or_else(|| {
             Fault::new(
-                "protocol",
+                FaultKind::Protocol,
                 format!("step {step}: \"metrics\" must be an object of numbers"),
             )
         })?;
@@ -457,7 +456,7 @@ fn parse_step(msg: &Json, expected: u64) -> Result<Step, Fault> {
                 None if v.is_null() => metrics.push((k.clone(), f64::NAN)),
                 None => {
                     return Err(Fault::new(
-                        "protocol",
+                        FaultKind::Protocol,
                         format!("step {step}: metric {k:?} is {v}, not a number"),
                     ))
                 }

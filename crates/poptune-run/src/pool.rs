@@ -1,4 +1,4 @@
-//! What trains a segment for the durable runner: a slot's worker. External processes
+//! The process pool: what trains a segment for a runner, a slot's worker. External processes
 //! ([`ProcessWorkers`]) and in-process Rust trainables ([`crate::inprocess::InProcess`]) are
 //! two implementations of the same pair of traits, so both write the same experiment
 //! directory and share the runner's store, checkpoints, faults and live view.
@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use poptune::Hyperparams;
 
-use crate::config::TrainableDef;
-use crate::external::{Fault, Process, Step};
+use poptune::TrainableDef;
+
+pub use crate::fault::Failure;
+use crate::fault::FaultKind;
+use crate::protocol::{Process, Step};
 
 /// One segment for a worker to train.
 pub struct SegmentRequest<'a> {
@@ -28,18 +31,13 @@ pub struct SegmentRequest<'a> {
     /// How long to wait for each step before the segment counts as hung.
     pub timeout: Duration,
     /// Asked while the segment trains; once it says `true` the segment stops with a
-    /// [`CANCELLED`] fault (a distributed worker that can no longer be sure of its lease).
+    /// [`FaultKind::Cancelled`] fault (a distributed worker that can no longer be sure of its
+    /// lease, a run that is stopping).
     pub cancel: Option<&'a Cancel<'a>>,
 }
 
 /// See [`SegmentRequest::cancel`].
 pub type Cancel<'a> = dyn Fn() -> bool + Sync + 'a;
-
-/// The fault kind of a cancelled segment: not the trainable's fault.
-pub const CANCELLED: &str = "cancelled";
-
-/// A fault, and what the trainable said on stderr before it.
-pub type Failure = (Fault, String);
 
 /// One slot's trainer.
 pub trait Worker: Send {
@@ -150,7 +148,7 @@ impl Worker for ProcessWorker<'_> {
             );
             match r {
                 Ok(steps) => return Ok(steps),
-                Err(f) if f.kind == "exited" && !retried => {
+                Err(f) if f.kind == FaultKind::Exited && !retried => {
                     // The process exited between segments, as a one-segment process does:
                     // start another and send it the same segment.
                     self.proc = None;

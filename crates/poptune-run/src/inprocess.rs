@@ -16,8 +16,9 @@ use std::time::Instant;
 
 use poptune::Trainable;
 
-use crate::external::{Fault, Step};
-use crate::worker::{Failure, SegmentRequest, Worker, Workers};
+use crate::fault::{Failure, Fault, FaultKind};
+use crate::pool::{SegmentRequest, Worker, Workers};
+use crate::protocol::Step;
 
 /// A trainable whose state can be written to a checkpoint directory and read back.
 ///
@@ -116,7 +117,8 @@ where
     fn prepare(&mut self, member: usize, restore: Option<(&Path, &str)>) -> Result<T, Fault> {
         let fresh = |parent: &InProcess<T, F>| {
             catch_unwind(AssertUnwindSafe(|| (parent.factory)(member))).map_err(|p| Fault {
-                kind: "crash",
+                kind: FaultKind::Crash,
+                step: None,
                 message: format!(
                     "making member {member}'s trainable panicked: {}",
                     panic_message(&*p)
@@ -137,12 +139,14 @@ where
                 let state = match self.parent.cached(name) {
                     Some(s) => s,
                     None => Arc::new(t.load_state(dir).map_err(|e| Fault {
-                        kind: "checkpoint",
+                        kind: FaultKind::Checkpoint,
+                        step: None,
                         message: format!("cannot load checkpoint {}: {e}", dir.display()),
                     })?),
                 };
                 catch_unwind(AssertUnwindSafe(|| t.restore(&state))).map_err(|p| Fault {
-                    kind: "crash",
+                    kind: FaultKind::Crash,
+                    step: None,
                     message: format!("restoring {name} panicked: {}", panic_message(&*p)),
                 })?;
                 Ok(t)
@@ -168,7 +172,8 @@ where
             let step = req.start + i + 1;
             if req.cancel.is_some_and(|c| c()) {
                 return Err(no_stderr(Fault {
-                    kind: crate::worker::CANCELLED,
+                    kind: FaultKind::Cancelled,
+                    step: None,
                     message: format!("stopped after {i} of {} steps", req.steps),
                 }));
             }
@@ -181,20 +186,23 @@ where
                 Ok(Ok(m)) => m,
                 Ok(Err(e)) => {
                     return Err(no_stderr(Fault {
-                        kind: "error",
+                        kind: FaultKind::Error,
+                        step: Some(step),
                         message: format!("step {step}: the trainable reported: {e}"),
                     }))
                 }
                 Err(p) => {
                     return Err(no_stderr(Fault {
-                        kind: "crash",
+                        kind: FaultKind::Crash,
+                        step: Some(step),
                         message: format!("step {step} panicked: {}", panic_message(&*p)),
                     }))
                 }
             };
             if !m.score.is_finite() {
                 return Err(no_stderr(Fault {
-                    kind: "non-finite",
+                    kind: FaultKind::NonFinite,
+                    step: Some(step),
                     message: format!(
                         "step {step}: score is {} — the score must be a finite number",
                         m.score
@@ -213,7 +221,8 @@ where
         let state = Arc::new(t.save());
         T::save_state(&state, dir).map_err(|e| {
             no_stderr(Fault {
-                kind: "checkpoint",
+                kind: FaultKind::Checkpoint,
+                step: None,
                 message: format!("cannot write the checkpoint into {}: {e}", dir.display()),
             })
         })?;
@@ -345,15 +354,15 @@ mod tests {
         let mut w = workers.worker(0, tmp.path());
         let none = Hyperparams::new();
         let f = w.train(&seg(&none, 0, None, (&a, "a")), &mut |_| {});
-        assert_eq!(f.unwrap_err().0.kind, "error");
+        assert_eq!(f.unwrap_err().0.kind, FaultKind::Error);
         let big = Hyperparams::new().with("lr", 30.0);
         let f = w.train(&seg(&big, 0, None, (&a, "a")), &mut |_| {});
-        assert_eq!(f.unwrap_err().0.kind, "non-finite");
+        assert_eq!(f.unwrap_err().0.kind, FaultKind::NonFinite);
         let huge = Hyperparams::new().with("lr", 200.0);
         let f = w
             .train(&seg(&huge, 0, None, (&a, "a")), &mut |_| {})
             .unwrap_err();
-        assert_eq!(f.0.kind, "crash");
+        assert_eq!(f.0.kind, FaultKind::Crash);
         assert!(f.0.message.contains("too big"), "{}", f.0.message);
         let f = w
             .train(
@@ -361,7 +370,7 @@ mod tests {
                 &mut |_| {},
             )
             .unwrap_err();
-        assert_eq!(f.0.kind, "checkpoint");
+        assert_eq!(f.0.kind, FaultKind::Checkpoint);
     }
 
     #[test]
@@ -381,7 +390,7 @@ mod tests {
                 seen.fetch_add(1, Ordering::SeqCst);
             })
             .unwrap_err();
-        assert_eq!(f.0.kind, crate::worker::CANCELLED);
+        assert_eq!(f.0.kind, FaultKind::Cancelled);
         assert_eq!(seen.load(Ordering::SeqCst), 1);
         assert!(
             !a.join("x").exists(),

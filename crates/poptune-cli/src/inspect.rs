@@ -1,0 +1,322 @@
+//! `poptune status`, `replay` and `export`: reading an experiment, from its directory or its
+//! database.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use clap::Args;
+use poptune::lineage::schedule;
+use poptune_run::local::{self as durable, CKPT_DIR, LOG_DIR};
+use poptune_run::protocol::Process;
+use poptune_store::{Checkpoints, RunStatus, Store};
+
+use crate::commands::{ExportArgs, ReplayArgs};
+use crate::config;
+use crate::CliError;
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub source: Source,
+}
+
+/// Where an experiment is read from: its directory, or the PostgreSQL database of a
+/// distributed run.
+#[derive(Args, Debug, Clone)]
+pub struct Source {
+    /// The experiment directory (the one `poptune run` created).
+    #[arg(required_unless_present = "store")]
+    pub dir: Option<PathBuf>,
+    /// Or: the PostgreSQL database holding the experiment.
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "experiment",
+        conflicts_with = "dir"
+    )]
+    pub store: Option<String>,
+    /// With --store: the experiment's name.
+    #[arg(long, requires = "store")]
+    pub experiment: Option<String>,
+}
+
+/// An experiment opened from a [`Source`].
+pub struct Opened {
+    pub store: Box<dyn Store>,
+    pub def: config::ExperimentDef,
+    /// The experiment directory (a distributed run's shared directory), which holds the
+    /// checkpoints.
+    pub dir: PathBuf,
+    /// Where it was read from, for messages.
+    pub place: String,
+}
+
+impl Source {
+    /// The experiment directory `dir`.
+    pub fn dir(dir: &Path) -> Self {
+        Source {
+            dir: Some(dir.to_path_buf()),
+            store: None,
+            experiment: None,
+        }
+    }
+
+    /// Opens the experiment.
+    pub fn open(&self) -> Result<Opened, CliError> {
+        match (&self.store, &self.experiment, &self.dir) {
+            (Some(url), Some(name), _) => {
+                let (store, def, place) = crate::pg::open(url, name)?;
+                Ok(Opened {
+                    dir: def.directory.clone(),
+                    store,
+                    def,
+                    place,
+                })
+            }
+            (None, None, Some(dir)) => {
+                let (store, def) = durable::open_dir(dir)?;
+                Ok(Opened {
+                    store: Box::new(store),
+                    def,
+                    dir: dir.clone(),
+                    place: dir.display().to_string(),
+                })
+            }
+            _ => Err(CliError::usage(anyhow!(
+                "give an experiment directory, or --store URL --experiment NAME"
+            ))),
+        }
+    }
+}
+
+pub fn status(args: &StatusArgs) -> Result<(), CliError> {
+    let o = args.source.open()?;
+    print_status(
+        o.store.as_ref(),
+        &o.def,
+        &o.place,
+        args.source.store.is_none(),
+    )
+}
+
+/// Prints an experiment's status; `local`: it lives in an experiment directory, whose lock
+/// tells whether a process runs it now.
+pub(crate) fn print_status(
+    store: &dyn Store,
+    def: &config::ExperimentDef,
+    place: &str,
+    local: bool,
+) -> Result<(), CliError> {
+    let dir = &def.directory;
+    let (mut status, elapsed) = store.status()?;
+    if local && status == RunStatus::Running && !durable::is_held(dir) {
+        // Recorded as running by a process that is gone (killed, or the machine stopped).
+        status = RunStatus::Interrupted;
+    }
+    let members = store.members()?;
+    let events = store.events()?;
+    let faults = store.faults()?;
+    println!("experiment: {} ({place})", def.name);
+    println!(
+        "status: {status}, running time {:.1} s, {} members, {} steps each, mode {:?}",
+        elapsed, def.population, def.stop.steps, def.mode
+    );
+    // In PBT every exploit is followed by an explore of the copied hyperparameters; an event
+    // without a donor is an explore on its own (the explore-only variant).
+    let exploits = events.iter().filter(|e| e.donor.is_some()).count();
+    let alone = events.len() - exploits;
+    let then = match def.policy.variant {
+        poptune::Variant::Pbt => " (each followed by an explore)",
+        _ => "",
+    };
+    println!(
+        "exploits: {exploits}{then}, explores without an exploit: {alone}, faults: {}",
+        faults.len()
+    );
+    if let Some(t) = store.tally()? {
+        println!(
+            "compute: {} member-steps trained (including steps trained again)",
+            t.compute
+        );
+    }
+    println!();
+    let mut order: Vec<&poptune_store::MemberRow> = members.iter().collect();
+    order.sort_by(|a, b| {
+        let k =
+            |m: &poptune_store::MemberRow| m.score.map_or(f64::NEG_INFINITY, |s| def.mode.key(s));
+        k(b).total_cmp(&k(a)).then(a.id.cmp(&b.id))
+    });
+    println!(
+        "{:>6} {:>8} {:>12} {:>8}  hyperparameters",
+        "member", "step", def.metric, "state"
+    );
+    for m in order {
+        let state = if m.done {
+            "done"
+        } else if m.failures > 0 {
+            "failing"
+        } else {
+            "training"
+        };
+        println!(
+            "{:>6} {:>8} {:>12} {:>8}  {}",
+            m.id,
+            m.step,
+            m.score.map_or("-".to_string(), |s| format!("{s:.6}")),
+            state,
+            m.h
+        );
+    }
+    if !faults.is_empty() {
+        println!();
+        println!("last faults:");
+        for f in faults.iter().rev().take(5) {
+            println!(
+                "  member {} at step {}: {}: {}",
+                f.member, f.step, f.kind, f.message
+            );
+        }
+        println!("  (process stderr: {})", dir.join(LOG_DIR).display());
+    }
+    Ok(())
+}
+
+/// The best scored member (ties: the lower id), the one `status`, `replay` and `export` mean.
+pub fn best_member(
+    def: &config::ExperimentDef,
+    members: &[poptune_store::MemberRow],
+) -> Option<usize> {
+    members
+        .iter()
+        .filter(|m| m.score.is_some())
+        .max_by(|a, b| {
+            let k = |m: &poptune_store::MemberRow| {
+                m.score.map_or(f64::NEG_INFINITY, |s| def.mode.key(s))
+            };
+            k(a).total_cmp(&k(b)).then(b.id.cmp(&a.id))
+        })
+        .map(|m| m.id)
+}
+
+fn pick_member(
+    def: &config::ExperimentDef,
+    members: &[poptune_store::MemberRow],
+    member: Option<usize>,
+) -> Result<usize, CliError> {
+    match member {
+        Some(m) if m < members.len() => Ok(m),
+        Some(m) => Err(CliError::usage(anyhow!(
+            "--member {m}: the population has members 0 to {}",
+            members.len().saturating_sub(1)
+        ))),
+        None => best_member(def, members)
+            .ok_or_else(|| CliError::usage(anyhow!("no member has a score yet"))),
+    }
+}
+
+pub fn export(args: &ExportArgs) -> Result<(), CliError> {
+    let Opened {
+        store, def, dir, ..
+    } = args.source.open()?;
+    let members = store.members()?;
+    let m = pick_member(&def, &members, args.member)?;
+    let name = members[m]
+        .checkpoint
+        .clone()
+        .ok_or_else(|| CliError::usage(anyhow!("member {m} has no checkpoint yet")))?;
+    if args.out.exists() {
+        return Err(CliError::usage(anyhow!(
+            "{} already exists; give a new path to export into",
+            args.out.display()
+        )));
+    }
+    let ckpts = Checkpoints::open(&dir.join(CKPT_DIR))?;
+    let sum = store
+        .checkpoints()?
+        .into_iter()
+        .find(|c| c.name == name)
+        .map(|c| c.checksum)
+        .ok_or_else(|| anyhow!("checkpoint {name} is missing from the index"))?;
+    ckpts.verify(&name, &sum)?;
+    ckpts.export(&name, &args.out)?;
+    println!(
+        "exported member {m}'s checkpoint at step {} ({} = {}) to {}",
+        members[m].step,
+        def.metric,
+        members[m].score.map_or("-".into(), |s| s.to_string()),
+        args.out.display()
+    );
+    Ok(())
+}
+
+pub fn replay(args: &ReplayArgs) -> Result<(), CliError> {
+    let (store, def) = durable::open_dir(&args.dir)?;
+    let members = store.members()?;
+    let m = pick_member(&def, &members, args.member)?;
+    let initial: Vec<poptune::Hyperparams> = def
+        .experiment()
+        .initial_hyperparams()
+        .map_err(CliError::usage)?;
+    let events = store.events()?;
+    let sched = schedule(&initial, &events, m, members[m].step);
+    print!("{sched}");
+    let recorded = members[m].score;
+    if args.dry_run {
+        return Ok(());
+    }
+    // Absolute: the trainable runs in its own working directory.
+    let work = std::path::absolute(args.dir.join("replay"))
+        .with_context(|| format!("cannot resolve {}", args.dir.display()))?;
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+    let log = work.join("replay.stderr.log");
+    let mut proc = Process::spawn(&def.trainable, 0, &log)
+        .map_err(|f| anyhow!("{}: {}", f.kind, f.message))?;
+    let mut restore: Option<(PathBuf, String)> = None;
+    let mut last = None;
+    for (i, seg) in sched.segments.iter().enumerate() {
+        let dir = work.join(format!("segment-{i}"));
+        let id = format!("replay-{i}");
+        std::fs::create_dir_all(&dir)?;
+        let steps = proc
+            .train(
+                sched.origin,
+                seg.start,
+                seg.end - seg.start,
+                &seg.h,
+                restore.as_ref().map(|(p, n)| (p.as_path(), n.as_str())),
+                (&dir, &id),
+                Duration::from_secs_f64(def.trainable.step_timeout),
+                None,
+                |_| {},
+            )
+            .map_err(|f| {
+                anyhow!(
+                    "the replay failed in segment {i}: {}: {}\n{}",
+                    f.kind,
+                    f.message,
+                    proc.stderr_tail()
+                )
+            })?;
+        last = steps.last().map(|s| s.score);
+        restore = Some((dir, id));
+    }
+    proc.shutdown();
+    let replayed = last.ok_or_else(|| anyhow!("the schedule is empty"))?;
+    println!("replayed {} = {replayed}", def.metric);
+    match recorded {
+        Some(r) if r == replayed => println!("recorded {} = {r}: identical", def.metric),
+        Some(r) => println!(
+            "recorded {} = {r}: differs by {:.3e} (expected when the trainable is not deterministic, or the run was asynchronous and a donor's checkpoint came from a different step)",
+            def.metric,
+            (r - replayed).abs()
+        ),
+        None => {}
+    }
+    println!(
+        "the replayed checkpoint is in {}",
+        restore.map_or(work, |r| r.0).display()
+    );
+    Ok(())
+}

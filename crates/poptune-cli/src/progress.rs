@@ -1,0 +1,219 @@
+//! Rendering run events: a live view on a terminal (indicatif), plain timestamped lines
+//! otherwise (a batch job's log shows progress every few seconds, and every fault and stop).
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use poptune_run::{Observer, Progress, RunEvent};
+
+/// How many members the live view lists.
+const BOARD_LINES: usize = 8;
+
+/// How often the plain progress lines are written.
+const LINE_EVERY: Duration = Duration::from_secs(5);
+
+/// The observer for a command: a live view, plain lines, or nothing.
+pub enum View {
+    /// On a terminal.
+    Live(LiveView),
+    /// Output is not a terminal.
+    Lines(LogLines),
+    /// `--quiet`.
+    Quiet,
+}
+
+impl View {
+    /// The view for a run with `metric`: live on a terminal, lines otherwise, none if quiet.
+    pub fn new(metric: &str, quiet: bool) -> Self {
+        use std::io::IsTerminal;
+        if quiet {
+            View::Quiet
+        } else if std::io::stderr().is_terminal() {
+            View::Live(LiveView::new(metric))
+        } else {
+            View::Lines(LogLines::new(metric))
+        }
+    }
+
+    /// Clears the live view (before the command prints its summary).
+    pub fn finish(&self) {
+        if let View::Live(v) = self {
+            v.bar.finish_and_clear();
+            for l in &v.board {
+                l.finish_and_clear();
+            }
+        }
+    }
+}
+
+impl Observer for View {
+    fn event(&self, e: &RunEvent) {
+        match self {
+            View::Live(v) => v.event(e),
+            View::Lines(v) => v.event(e),
+            View::Quiet => {}
+        }
+    }
+
+    fn top(&self) -> usize {
+        match self {
+            View::Live(_) => BOARD_LINES,
+            View::Lines(_) => 0,
+            View::Quiet => 0,
+        }
+    }
+}
+
+/// The live view: a progress bar and the best members.
+pub struct LiveView {
+    metric: String,
+    bar: ProgressBar,
+    board: Vec<ProgressBar>,
+}
+
+impl LiveView {
+    fn new(metric: &str) -> Self {
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(8));
+        let bar = multi.add(ProgressBar::new(0));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} member-steps  {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let line_style = ProgressStyle::with_template("  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        let board = (0..=BOARD_LINES)
+            .map(|_| {
+                let l = multi.add(ProgressBar::new_spinner());
+                l.set_style(line_style.clone());
+                l
+            })
+            .collect();
+        LiveView {
+            metric: metric.to_string(),
+            bar,
+            board,
+        }
+    }
+
+    fn event(&self, e: &RunEvent) {
+        match e {
+            RunEvent::Started { done, total, .. } => {
+                self.bar.set_length(*total);
+                self.bar.set_position(*done);
+            }
+            RunEvent::Step { .. } => self.bar.inc(1),
+            RunEvent::Progress(p) => self.progress(p),
+            RunEvent::Fault {
+                member,
+                step,
+                kind,
+                message,
+            } => self.bar.println(format!(
+                "member {member}: {kind} fault at step {step}: {message}"
+            )),
+            RunEvent::Replaced { member, donor } => self.bar.println(format!(
+                "member {member}: replaced by an exploit of member {donor} after repeated faults"
+            )),
+            RunEvent::Stopping { reason } => self.bar.println(format!("stopping: {reason}")),
+            RunEvent::Lineage(_) | RunEvent::Ended { .. } => {}
+        }
+    }
+
+    fn progress(&self, p: &Progress) {
+        self.bar.set_position(p.done);
+        self.bar.set_message(summary_line(&self.metric, p));
+        self.board[0].set_message(format!(
+            "{:>6} {:>7} {:>12} {:>8}  hyperparameters (top {} of {})",
+            "member",
+            "step",
+            self.metric,
+            "state",
+            p.top.len(),
+            p.population
+        ));
+        for (i, line) in self.board[1..].iter().enumerate() {
+            match p.top.get(i) {
+                Some(m) => line.set_message(format!(
+                    "{:>6} {:>7} {:>12.6} {:>8}  {}",
+                    m.id,
+                    m.step,
+                    m.score.unwrap_or(f64::NAN),
+                    m.state.as_str(),
+                    m.h
+                )),
+                None => line.set_message(String::new()),
+            }
+        }
+    }
+}
+
+fn summary_line(metric: &str, p: &Progress) -> String {
+    match p.best {
+        Some((b, s)) => format!(
+            "best {metric} = {s:.4} (member {b})  exploits {}  faults {}",
+            p.exploits, p.faults
+        ),
+        None => format!("exploits {}  faults {}", p.exploits, p.faults),
+    }
+}
+
+/// Plain lines on stderr: progress every [`LINE_EVERY`], and every fault and stop.
+pub struct LogLines {
+    metric: String,
+    last: Mutex<Option<Instant>>,
+}
+
+impl LogLines {
+    fn new(metric: &str) -> Self {
+        LogLines {
+            metric: metric.to_string(),
+            last: Mutex::new(None),
+        }
+    }
+
+    fn event(&self, e: &RunEvent) {
+        match e {
+            RunEvent::Progress(p) => {
+                let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+                if last.is_some_and(|t| t.elapsed() < LINE_EVERY) && p.done < p.total {
+                    return;
+                }
+                *last = Some(Instant::now());
+                line(&format!(
+                    "{}/{} member-steps ({:.0}%), {:.0} s; {}",
+                    p.done,
+                    p.total,
+                    100.0 * p.done as f64 / p.total.max(1) as f64,
+                    p.elapsed,
+                    summary_line(&self.metric, p)
+                ));
+            }
+            RunEvent::Fault {
+                member,
+                step,
+                kind,
+                message,
+            } => line(&format!(
+                "member {member}: {kind} fault at step {step}: {message}"
+            )),
+            RunEvent::Replaced { member, donor } => line(&format!(
+                "member {member}: replaced by an exploit of member {donor} after repeated faults"
+            )),
+            RunEvent::Stopping { reason } => line(&format!("stopping: {reason}")),
+            RunEvent::Ended { status } => line(&format!("ended: {status}")),
+            RunEvent::Started { .. } | RunEvent::Step { .. } | RunEvent::Lineage(_) => {}
+        }
+    }
+}
+
+/// One line on stderr, with the UTC time of day.
+fn line(text: &str) {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    eprintln!("[{h:02}:{m:02}:{s:02}Z] {text}");
+}

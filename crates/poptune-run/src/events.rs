@@ -1,0 +1,144 @@
+//! Run events: what execution tells the faces (a live view, log lines, a dashboard, a Python
+//! callback). Execution never draws; it reports events to an [`Observer`].
+
+use poptune::{Event, Hyperparams};
+use poptune_store::{FaultKind, RunStatus};
+
+/// A member as the live view lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberView {
+    /// The member.
+    pub id: usize,
+    /// Its step.
+    pub step: u64,
+    /// Its score.
+    pub score: Option<f64>,
+    /// What it is doing.
+    pub state: MemberState,
+    /// Its hyperparameters.
+    pub h: Hyperparams,
+}
+
+/// What a member is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberState {
+    /// A slot trains it now.
+    Training,
+    /// It waits for a slot.
+    Queued,
+    /// It waits for the others (the end of a synchronous round).
+    Waiting,
+    /// Its last segment failed; it is retried.
+    Failing,
+    /// It trained its steps.
+    Done,
+}
+
+impl MemberState {
+    /// The word the live view shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Training => "training",
+            MemberState::Queued => "queued",
+            MemberState::Waiting => "waiting",
+            MemberState::Failing => "failing",
+            MemberState::Done => "done",
+        }
+    }
+}
+
+/// The population at a moment, for a live view.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    /// Member-steps recorded, out of `total`.
+    pub done: u64,
+    /// Member-steps the run trains in all (population × steps).
+    pub total: u64,
+    /// Member-steps trained, including those trained again.
+    pub compute: u64,
+    /// The best member and its score.
+    pub best: Option<(usize, f64)>,
+    /// Exploits so far.
+    pub exploits: u64,
+    /// Faults so far.
+    pub faults: u64,
+    /// The best members first, as many as the observer asked for.
+    pub top: Vec<MemberView>,
+    /// The population's size.
+    pub population: usize,
+    /// Seconds since the run started.
+    pub elapsed: f64,
+}
+
+/// Something that happened in a run.
+#[derive(Clone, Debug)]
+pub enum RunEvent {
+    /// The run starts (or continues: `resumed`).
+    Started {
+        /// The experiment.
+        name: String,
+        /// Member-steps already recorded, and in all.
+        done: u64,
+        /// In all.
+        total: u64,
+        /// Whether it continues an earlier run.
+        resumed: bool,
+    },
+    /// A member trained one step (not yet recorded).
+    Step {
+        /// The member.
+        member: usize,
+        /// Its step.
+        step: u64,
+    },
+    /// The population after a segment was settled (at most about ten times a second).
+    Progress(Progress),
+    /// An exploit or explore.
+    Lineage(Event),
+    /// A segment failed.
+    Fault {
+        /// The member.
+        member: usize,
+        /// The step.
+        step: u64,
+        /// The kind of fault.
+        kind: FaultKind,
+        /// What happened.
+        message: String,
+    },
+    /// A member that failed too often was replaced by an exploit of `donor`.
+    Replaced {
+        /// The member.
+        member: usize,
+        /// Its donor.
+        donor: usize,
+    },
+    /// A stop rule fired: no new segment starts.
+    Stopping {
+        /// Why.
+        reason: String,
+    },
+    /// The run ended.
+    Ended {
+        /// How.
+        status: RunStatus,
+    },
+}
+
+/// Receives a run's events, from the run's threads.
+pub trait Observer: Sync {
+    /// One event.
+    fn event(&self, event: &RunEvent);
+
+    /// How many members [`Progress::top`] should list (0: no progress events).
+    fn top(&self) -> usize {
+        0
+    }
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+
+impl Observer for Quiet {
+    fn event(&self, _: &RunEvent) {}
+}

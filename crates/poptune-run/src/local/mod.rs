@@ -1,0 +1,358 @@
+//! The durable runner: trainables on `slots` workers (external processes or in-process code),
+//! every result committed to the experiment's store, so that a run killed at any moment
+//! continues where it stopped.
+//!
+//! A segment's steps, its checkpoint, the member's new state and the ready decision are
+//! recorded together. A member killed mid-segment has nothing recorded for that segment and
+//! trains it again from its last checkpoint; nothing is lost and nothing is counted twice. In
+//! synchronous mode the last member to reach a round's boundary records the whole round's
+//! decisions with its segment, so a resumed synchronous run makes exactly the decisions an
+//! uninterrupted one makes.
+//!
+//! Training never waits for the disk. A slot places a segment's checkpoint (renamed into the
+//! checkpoint folder, not yet flushed), applies the result and the ready decision to the state
+//! in memory, and the member can train again at once. The committer records the segments in
+//! the order they were applied, in groups: one flush of the file system for the group's
+//! checkpoints, then one transaction. So the store always holds a prefix of what happened in
+//! memory, every checkpoint it names is durable, and a decision is never recorded without the
+//! results it saw. A checkpoint superseded before its group is flushed is deleted without ever
+//! being written to disk.
+
+mod commit;
+mod dir;
+mod slot;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use poptune::{ExperimentDef, SyncMode};
+use poptune_store::{CheckpointRow, Checkpoints, Commit, RunStatus, SqliteStore, Store};
+
+pub use dir::{
+    check_not_running, create_or_open, initial_members, is_held, open_dir, slot_log, CKPT_DIR,
+    DB_FILE, LOCK_FILE, LOG_DIR,
+};
+
+use crate::events::{MemberState, MemberView, Observer, Progress, RunEvent};
+use crate::pool::Workers;
+use crate::settle::Books;
+use crate::RunError;
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The status recorded.
+    pub status: RunStatus,
+    /// The best member and its score.
+    pub best: Option<(usize, f64)>,
+    /// Faults during this run.
+    pub faults: u64,
+    /// Member-steps trained in all, including those trained again.
+    pub compute: u64,
+}
+
+/// A stop asked for from outside (Ctrl-C, SIGTERM, a library caller): no new segment starts,
+/// and the run ends as interrupted once the segments under way are recorded.
+pub trait Cancel: Sync {
+    /// Whether the run should stop.
+    fn cancelled(&self) -> bool;
+}
+
+impl Cancel for std::sync::atomic::AtomicBool {
+    fn cancelled(&self) -> bool {
+        self.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Never cancelled.
+pub struct NoCancel;
+
+impl Cancel for NoCancel {
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+struct State {
+    /// Every checkpoint placed and not yet deleted, recorded or not.
+    index: BTreeMap<String, CheckpointRow>,
+    /// The checkpoints the store's index holds.
+    recorded_index: BTreeMap<String, CheckpointRow>,
+    /// Each member's checkpoint as the store records it (the members' rows in memory run
+    /// ahead of the store by the segments still waiting to be recorded).
+    recorded_refs: Vec<Option<String>>,
+    /// Segments handed to the committer and not yet recorded.
+    unrecorded: usize,
+    /// The population, the members' rows and the running totals: what the settle path works on.
+    books: Books,
+    queue: VecDeque<usize>,
+    /// Which members a slot trains now.
+    training: Vec<bool>,
+    running: usize,
+    round_stop: u64,
+    fatal: Option<String>,
+    elapsed_before: f64,
+    started: Instant,
+    last_commit: Instant,
+    last_progress: Option<Instant>,
+    /// Faults during this run.
+    faults: u64,
+}
+
+impl State {
+    fn elapsed(&self) -> f64 {
+        self.elapsed_before + self.started.elapsed().as_secs_f64()
+    }
+}
+
+struct Shared<'a> {
+    def: &'a ExperimentDef,
+    ckpts: Checkpoints,
+    logs: PathBuf,
+    /// Written by the committer only, which also records the run's end and closes it.
+    store: Mutex<Option<SqliteStore>>,
+    state: Mutex<State>,
+    cv: Condvar,
+    observer: &'a dyn Observer,
+    cancel: &'a dyn Cancel,
+}
+
+fn lock<'a>(m: &'a Mutex<State>) -> MutexGuard<'a, State> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What a slot hands to the committer: what to record of one segment (its steps, the
+/// checkpoint it placed, the member's new row and its decision), already applied to the state
+/// in memory.
+type Handoff = Commit;
+
+/// How many segments may wait to be recorded before the slots wait for the disk.
+const MAX_UNRECORDED: usize = 1024;
+
+/// Runs (or continues) an experiment until it finishes, a stopping rule fires or `cancel`
+/// says to stop; events go to `observer`.
+pub fn run(
+    def: &ExperimentDef,
+    store: SqliteStore,
+    workers: &dyn Workers,
+    observer: &dyn Observer,
+    cancel: &dyn Cancel,
+) -> Result<Summary, RunError> {
+    let dir = &def.directory;
+    let _lock = dir::lock_dir(dir)?;
+    let ckpts = Checkpoints::open(&dir.join(CKPT_DIR))?;
+    ckpts.clean_tmp()?;
+    let logs = dir.join(LOG_DIR);
+    std::fs::create_dir_all(&logs)
+        .map_err(|e| RunError::io(format!("cannot create {}", logs.display()), e))?;
+    let state = load(def, &store, &ckpts)?;
+    let resumed = state.books.tally.compute > 0;
+    observer.event(&RunEvent::Started {
+        name: def.name.clone(),
+        done: state.books.members.iter().map(|m| m.step).sum(),
+        total: def.population as u64 * def.stop.steps,
+        resumed,
+    });
+    let shared = Shared {
+        def,
+        ckpts,
+        logs,
+        store: Mutex::new(Some(store)),
+        state: Mutex::new(state),
+        cv: Condvar::new(),
+        observer,
+        cancel,
+    };
+    {
+        let mut st = lock(&shared.state);
+        let open = st.books.members.iter().any(|m| !m.done);
+        if st.queue.is_empty() && open && def.policy.sync == SyncMode::Synchronous {
+            // Every member is at the boundary: the round's decisions were committed with the
+            // last segment, so the next round starts.
+            refill_round(&shared, &mut st);
+        }
+        progress(&shared, &mut st, true);
+    }
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel::<Handoff>();
+        let (gc_tx, gc_rx) = std::sync::mpsc::channel::<Vec<String>>();
+        let shared = &shared;
+        s.spawn(move || commit::committer(shared, rx, gc_tx));
+        // Deleting superseded checkpoints is slow file-system work; done here it never holds
+        // up the next group commit. (A deleted name never comes back: it is an older step of
+        // its member, whose step count only grows.)
+        s.spawn(move || {
+            while let Ok(names) = gc_rx.recv() {
+                for name in names {
+                    let _ = shared.ckpts.recycle(&name);
+                }
+            }
+        });
+        for slot in 0..def.slots {
+            let tx = tx.clone();
+            s.spawn(move || slot::slot_loop(shared, workers, slot, tx));
+        }
+    });
+    let mut st = lock(&shared.state);
+    progress(&shared, &mut st, true);
+    // The committer recorded it (or failed, which is fatal); the state has not changed since.
+    let status = commit::end_status(&st);
+    observer.event(&RunEvent::Ended {
+        status: status.clone(),
+    });
+    if let Some(f) = st.fatal.clone() {
+        return Err(RunError::Fatal(f));
+    }
+    let pop = &st.books.pop;
+    let best = pop.best().and_then(|b| pop.member(b).score.map(|s| (b, s)));
+    Ok(Summary {
+        status,
+        best,
+        faults: st.faults,
+        compute: st.books.tally.compute,
+    })
+}
+
+/// The run's state from the store: the members, the checkpoint index (every checkpoint a
+/// member refers to must be in it and on disk), the queue.
+fn load(def: &ExperimentDef, store: &SqliteStore, ckpts: &Checkpoints) -> Result<State, RunError> {
+    let dir = &def.directory;
+    let (_, elapsed_before) = store.status()?;
+    let mut members = store.members()?;
+    if members.len() != def.population {
+        return Err(RunError::Fatal(format!(
+            "{}: the store holds {} members but the definition says {}",
+            dir.display(),
+            members.len(),
+            def.population
+        )));
+    }
+    let index: BTreeMap<String, CheckpointRow> = store
+        .checkpoints()?
+        .into_iter()
+        .map(|c| (c.name.clone(), c))
+        .collect();
+    // A member whose checkpoint is missing from the index would restore nothing: refuse.
+    for m in &members {
+        if let Some(c) = &m.checkpoint {
+            if !index.contains_key(c) || !ckpts.path(c).is_dir() {
+                return Err(RunError::Fatal(format!(
+                    "member {}'s checkpoint {} is missing from {}; the experiment directory is damaged",
+                    m.id,
+                    c,
+                    ckpts.root().display()
+                )));
+            }
+        }
+    }
+    // Checkpoints placed by a run that stopped before recording them.
+    ckpts.sweep(|name| index.contains_key(name))?;
+    let events = store.events()?;
+    let exploits = events.iter().filter(|e| e.donor.is_some()).count() as u64;
+    let faults = store.faults()?.len() as u64;
+    for m in &mut members {
+        m.failures = m.failures.min(def.trainable.max_failures);
+    }
+    let books = Books::new(
+        def,
+        members,
+        store.tally()?,
+        events.len() as u64,
+        exploits,
+        faults,
+    );
+    let not_done: Vec<usize> = books
+        .members
+        .iter()
+        .filter(|m| !m.done)
+        .map(|m| m.id)
+        .collect();
+    let round = books.next_round(def);
+    let queue: VecDeque<usize> = if def.policy.sync == SyncMode::Synchronous {
+        round
+            .as_ref()
+            .map(|(_, ids)| ids.clone())
+            .unwrap_or_default()
+            .into()
+    } else {
+        not_done.into()
+    };
+    Ok(State {
+        recorded_index: index.clone(),
+        recorded_refs: books.members.iter().map(|m| m.checkpoint.clone()).collect(),
+        unrecorded: 0,
+        index,
+        training: vec![false; books.members.len()],
+        books,
+        queue,
+        running: 0,
+        round_stop: round.map_or(def.stop.steps, |(stop, _)| stop),
+        fatal: None,
+        elapsed_before,
+        started: Instant::now(),
+        last_commit: Instant::now(),
+        last_progress: None,
+        faults: 0,
+    })
+}
+
+/// Tells the observer how the population stands, at most about ten times a second unless
+/// `now`.
+fn progress(shared: &Shared<'_>, st: &mut State, now: bool) {
+    let due = st
+        .last_progress
+        .is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(100));
+    if !(now || due) {
+        return;
+    }
+    st.last_progress = Some(Instant::now());
+    let def = shared.def;
+    let pop = &st.books.pop;
+    let best = pop.best().and_then(|b| pop.member(b).score.map(|s| (b, s)));
+    let top = (0..shared.observer.top().min(def.population))
+        .filter_map(|r| pop.at_rank(r))
+        .map(|m| {
+            let row = &st.books.members[m];
+            let state = if row.done {
+                MemberState::Done
+            } else if row.failures > 0 {
+                MemberState::Failing
+            } else if st.training[m] {
+                MemberState::Training
+            } else if st.queue.contains(&m) {
+                MemberState::Queued
+            } else {
+                MemberState::Waiting
+            };
+            MemberView {
+                id: m,
+                step: row.step,
+                score: row.score,
+                state,
+                h: row.h.clone(),
+            }
+        })
+        .collect();
+    let p = Progress {
+        done: st.books.members.iter().map(|m| m.step).sum(),
+        total: def.population as u64 * def.stop.steps,
+        compute: st.books.tally.compute,
+        best,
+        exploits: st.books.tally.exploits,
+        faults: st.books.tally.faults,
+        top,
+        population: def.population,
+        elapsed: st.elapsed(),
+    };
+    shared.observer.event(&RunEvent::Progress(p));
+}
+
+/// Starts the next synchronous round: every unfinished member trains to the next boundary.
+fn refill_round(shared: &Shared<'_>, st: &mut State) {
+    if let Some((stop, ids)) = st.books.next_round(shared.def) {
+        st.round_stop = stop;
+        st.queue.extend(ids);
+    }
+}

@@ -1,0 +1,250 @@
+//! A slot: one worker that claims members, trains their segments and settles them.
+
+use std::time::Duration;
+
+use poptune::{Hyperparams, SyncMode};
+use poptune_store::{CheckpointRow, Commit};
+
+use super::{lock, progress, refill_round, Handoff, Shared, MAX_UNRECORDED};
+use crate::events::RunEvent;
+use crate::fault::{Failure, Fault, FaultKind};
+use crate::pool::{SegmentRequest, Worker, Workers};
+use crate::settle::{time_is_up, Finished, Trained};
+
+/// One segment to train.
+struct Job {
+    member: usize,
+    h: Hyperparams,
+    start: u64,
+    stop: u64,
+    restore: Option<(String, String)>,
+}
+
+/// The next segment to train, or `None` once the run is over for this slot.
+fn claim(shared: &Shared<'_>) -> Option<Job> {
+    let mut st = lock(&shared.state);
+    loop {
+        if st.fatal.is_some() || st.books.stop.is_some() {
+            shared.cv.notify_all();
+            return None;
+        }
+        if shared.cancel.cancelled() {
+            // Interrupted: the segments under way are recorded, no new one starts.
+            shared.cv.notify_all();
+            return None;
+        }
+        if let Some(why) = time_is_up(shared.def, st.elapsed()) {
+            shared.observer.event(&RunEvent::Stopping {
+                reason: why.clone(),
+            });
+            st.books.stop = Some(why);
+            continue;
+        }
+        if st.unrecorded >= MAX_UNRECORDED {
+            // The disk is far behind: wait for it rather than risk more work on a crash.
+            st = shared.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+            continue;
+        }
+        if let Some(m) = st.queue.pop_front() {
+            st.running += 1;
+            st.training[m] = true;
+            let row = &st.books.members[m];
+            let stop = if shared.def.policy.sync == SyncMode::Synchronous {
+                st.round_stop
+            } else {
+                shared.def.policy.next_stop(row.step, shared.def.stop.steps)
+            };
+            let restore = row.checkpoint.as_ref().map(|c| {
+                (
+                    c.clone(),
+                    st.index
+                        .get(c)
+                        .map(|r| r.checksum.clone())
+                        .unwrap_or_default(),
+                )
+            });
+            return Some(Job {
+                member: m,
+                h: row.h.clone(),
+                start: row.step,
+                stop,
+                restore,
+            });
+        }
+        if st.running == 0 {
+            shared.cv.notify_all();
+            return None;
+        }
+        // Waiting for the others; a cancellation must still be seen.
+        st = shared
+            .cv
+            .wait_timeout(st, Duration::from_millis(100))
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+}
+
+/// A slot: one worker (a trainable process, or an in-process trainable). After each segment
+/// it places the checkpoint, settles the result in memory and hands the commit to the
+/// committer; the member can train again at once, while its checkpoint is made durable and
+/// recorded.
+pub(super) fn slot_loop(
+    shared: &Shared<'_>,
+    workers: &dyn Workers,
+    slot: usize,
+    tx: std::sync::mpsc::Sender<Handoff>,
+) {
+    let log = super::slot_log(&shared.logs, slot);
+    let mut worker = workers.worker(slot, &log);
+    while let Some(job) = claim(shared) {
+        let outcome = train(shared, worker.as_mut(), &job);
+        let mut guard = lock(&shared.state);
+        let st = &mut *guard;
+        if matches!(&outcome, Err((f, _)) if f.kind == FaultKind::Cancelled) {
+            // Stopped by hand: nothing of the segment is recorded; it trains again on resume.
+            st.running -= 1;
+            st.training[job.member] = false;
+            shared.cv.notify_all();
+            break;
+        }
+        let mut commit = Commit::default();
+        settle(shared, st, &job, outcome, &mut commit);
+        // Handed over under the lock, so the committer records segments in the order their
+        // decisions saw them: a decision is never recorded before a result it depended on.
+        st.unrecorded += 1;
+        let sent = tx.send(commit).is_ok();
+        shared.cv.notify_all();
+        if !sent {
+            break;
+        }
+    }
+    // The committer can record this slot's last segments while the trainable shuts down.
+    drop(tx);
+    worker.finish();
+}
+
+/// Settles one segment's outcome into `c` and the state in memory, and tells the observer.
+fn settle(
+    shared: &Shared<'_>,
+    st: &mut super::State,
+    job: &Job,
+    outcome: Result<Trained, Failure>,
+    c: &mut Commit,
+) {
+    st.running -= 1;
+    st.training[job.member] = false;
+    let m = job.member;
+    let elapsed = st.elapsed();
+    let out = st.books.settle(
+        shared.def,
+        Finished {
+            member: m,
+            stop: job.stop,
+            outcome,
+        },
+        elapsed,
+        c,
+    );
+    for f in &c.faults {
+        st.faults += 1;
+        shared.observer.event(&RunEvent::Fault {
+            member: f.member,
+            step: f.step,
+            kind: f.kind,
+            message: f.message.clone(),
+        });
+    }
+    for e in &c.events {
+        if !c.faults.is_empty() {
+            if let Some(donor) = e.donor {
+                shared.observer.event(&RunEvent::Replaced {
+                    member: e.recipient,
+                    donor,
+                });
+            }
+        }
+        shared.observer.event(&RunEvent::Lineage(e.clone()));
+    }
+    if let Some(row) = c.checkpoints.first() {
+        st.index.insert(row.name.clone(), row.clone());
+    }
+    if let Some(why) = out.stopped {
+        shared.observer.event(&RunEvent::Stopping { reason: why });
+    }
+    if let Some(why) = out.fatal {
+        st.fatal = Some(format!(
+            "{why}; see the faults with `poptune status {}` and the logs in {}",
+            shared.def.directory.display(),
+            shared.logs.display()
+        ));
+    }
+    if out.requeue && st.fatal.is_none() {
+        st.queue.push_back(m);
+    }
+    if out.round_done {
+        refill_round(shared, st);
+    }
+    progress(shared, st, false);
+}
+
+/// Trains one segment and places its checkpoint (not yet flushed).
+fn train(shared: &Shared<'_>, worker: &mut dyn Worker, job: &Job) -> Result<Trained, Failure> {
+    let no_stderr = |f: Fault| (f, String::new());
+    let ckpt_fault =
+        |e: poptune_store::StoreError| no_stderr(Fault::new(FaultKind::Checkpoint, e.to_string()));
+    if let Some((name, sum)) = &job.restore {
+        shared.ckpts.verify(name, sum).map_err(ckpt_fault)?;
+    }
+    let tmp = shared
+        .ckpts
+        .tmp_dir(&format!("m{}", job.member))
+        .map_err(ckpt_fault)?;
+    let restore = job
+        .restore
+        .as_ref()
+        .map(|(n, _)| (shared.ckpts.path(n), n.as_str()));
+    let name = format!("m{:04}-s{:08}", job.member, job.stop);
+    let cancelled = || shared.cancel.cancelled();
+    let req = SegmentRequest {
+        member: job.member,
+        start: job.start,
+        steps: job.stop - job.start,
+        h: &job.h,
+        restore: restore.as_ref().map(|(p, n)| (p.as_path(), *n)),
+        checkpoint: (&tmp, &name),
+        timeout: Duration::from_secs_f64(shared.def.trainable.step_timeout),
+        cancel: Some(&cancelled),
+    };
+    let observer = shared.observer;
+    let placed = worker
+        .train(&req, &mut |s| {
+            observer.event(&RunEvent::Step {
+                member: job.member,
+                step: s.step,
+            })
+        })
+        .and_then(|steps| match shared.ckpts.place(&tmp, &name) {
+            Ok(Some(sum)) => Ok(Trained {
+                steps,
+                checkpoint: CheckpointRow {
+                    name: name.clone(),
+                    member: job.member,
+                    step: job.stop,
+                    checksum: sum,
+                    score: f64::NAN,
+                },
+            }),
+            Ok(None) => Err(no_stderr(Fault::new(
+                FaultKind::Protocol,
+                format!(
+                    "said \"saved\" but wrote no files into the checkpoint directory {}",
+                    tmp.display()
+                ),
+            ))),
+            Err(e) => Err(ckpt_fault(e)),
+        });
+    if placed.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    placed
+}
