@@ -392,3 +392,39 @@ env = {{ POPTUNE_NOOP_SLEEP = "0.2", POPTUNE_NOOP_LOG = "{log}" }}
     let mut s = store;
     s.delete().unwrap();
 }
+
+#[test]
+fn a_stop_rule_ends_a_distributed_run_for_every_worker() {
+    let url = url();
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("budget");
+    let log = dir.path().join("steps.log");
+    let file = experiment(dir.path(), &name, &log, "asynchronous");
+    // A time budget of 1 s; training every member to the end would take about 5 s.
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("[stop]\n", "[stop]\nmax_seconds = 1.0\n");
+    std::fs::write(&file, text).unwrap();
+    let mut first = poptune()
+        .args(["run", file.to_str().unwrap(), "--store", &url, "--quiet"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut workers = vec![worker(&url, &name)];
+    workers.push(first);
+    wait_all(&mut workers, Duration::from_secs(60));
+    first = workers.pop().unwrap();
+    assert!(first.wait().unwrap().success());
+    let store = PostgresStore::open(&url, &name).unwrap();
+    let (status, _) = store.status().unwrap();
+    assert_eq!(
+        status,
+        RunStatus::Stopped("time budget of 1 s used".into()),
+        "{status}"
+    );
+    let members = store.members().unwrap();
+    assert!(
+        members.iter().any(|m| !m.done),
+        "the budget stopped the run before every member finished: {members:?}"
+    );
+}

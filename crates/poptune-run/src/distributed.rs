@@ -419,11 +419,7 @@ type Recorded = (Vec<String>, Option<Fault>, Option<String>);
 /// The ready transaction's content: the segment (or fault) settled on the state the
 /// transaction read, and the garbage. Returns the commit, and the checkpoints to delete, the
 /// fault if any, and a fatal error if the run cannot go on.
-fn record(
-    def: &ExperimentDef,
-    view: ReadyView,
-    seg: Finished,
-) -> (Commit, Recorded) {
+fn record(def: &ExperimentDef, view: ReadyView, seg: Finished) -> (Commit, Recorded) {
     let mut c = Commit::default();
     let exploits = view.tally.as_ref().map_or(0, |t| t.exploits);
     let faults = view.tally.as_ref().map_or(0, |t| t.faults);

@@ -135,13 +135,20 @@ const MAX_UNRECORDED: usize = 1024;
 /// says to stop; events go to `observer`.
 pub fn run(
     def: &ExperimentDef,
-    store: SqliteStore,
+    mut store: SqliteStore,
     workers: &dyn Workers,
     observer: &dyn Observer,
     cancel: &dyn Cancel,
 ) -> Result<Summary, RunError> {
     let dir = &def.directory;
     let _lock = dir::lock_dir(dir)?;
+    if store.status()?.0 != RunStatus::Running {
+        // Held by this process from now on (`status` tells a killed run by the free lock).
+        store.commit(&Commit {
+            status: Some(RunStatus::Running),
+            ..Commit::default()
+        })?;
+    }
     let ckpts = Checkpoints::open(&dir.join(CKPT_DIR))?;
     ckpts.clean_tmp()?;
     let logs = dir.join(LOG_DIR);
