@@ -191,22 +191,31 @@ impl LogLines {
                     summary_line(&self.metric, p)
                 ));
             }
-            RunEvent::Fault {
-                member,
-                step,
-                kind,
-                message,
-            } => line(&format!(
-                "member {member}: {kind} fault at step {step}: {message}"
-            )),
-            RunEvent::Replaced { member, donor } => line(&format!(
-                "member {member}: replaced by an exploit of member {donor} after repeated faults"
-            )),
-            RunEvent::Stopping { reason } => line(&format!("stopping: {reason}")),
             RunEvent::Ended { status } => line(&format!("ended: {status}")),
-            RunEvent::Started { .. } | RunEvent::Step { .. } | RunEvent::Lineage(_) => {}
+            e => {
+                if let Some(text) = notice(e) {
+                    line(&text);
+                }
+            }
         }
     }
+}
+
+/// The line both views print for a fault, a replacement or a stop; `None` for other events.
+fn notice(e: &RunEvent) -> Option<String> {
+    Some(match e {
+        RunEvent::Fault {
+            member,
+            step,
+            kind,
+            message,
+        } => format!("member {member}: {kind} fault at step {step}: {message}"),
+        RunEvent::Replaced { member, donor } => format!(
+            "member {member}: replaced by an exploit of member {donor} after repeated faults"
+        ),
+        RunEvent::Stopping { reason } => format!("stopping: {reason}"),
+        _ => return None,
+    })
 }
 
 /// One line on stderr, with the UTC time of day.
