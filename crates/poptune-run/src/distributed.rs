@@ -421,9 +421,9 @@ type Recorded = (Vec<String>, Option<Fault>, Option<String>);
 /// fault if any, and a fatal error if the run cannot go on.
 fn record(def: &ExperimentDef, view: ReadyView, seg: Finished) -> (Commit, Recorded) {
     let mut c = Commit::default();
-    let exploits = view.tally.as_ref().map_or(0, |t| t.exploits);
-    let faults = view.tally.as_ref().map_or(0, |t| t.faults);
-    let mut books = Books::new(def, view.members, view.tally, view.events, exploits, faults);
+    // A store without a tally (written before tallies existed) counts exploits and faults
+    // from here on.
+    let mut books = Books::new(def, view.members, view.tally, view.events, 0, 0);
     if let RunStatus::Stopped(why) = &view.status {
         books.stop = Some(why.clone());
     }

@@ -186,35 +186,30 @@ impl Books {
         }
         if !sync(def) {
             if !self.members[m].done && def.policy.is_ready(stop) {
-                let mut book = self.book(def);
-                let seq = book.1;
-                if let Some(e) = book.0.decide(m, seq) {
+                let seq = self.seq;
+                if let Some(e) = self.book(def).decide(m, seq) {
                     self.note_event(&e);
                     c.events.push(e);
                 }
             }
-            c.members.push(self.members[m].clone());
             out.requeue = !self.members[m].done;
+            c.members.push(self.members[m].clone());
+        } else if self.members.iter().all(|r| r.done || r.step >= stop) {
+            out.round_done = true;
+            if stop < def.stop.steps && def.policy.is_ready(stop) {
+                // Every unfinished member (this one too) changed with the round.
+                let events = self.book(def).sync_round(stop);
+                for e in &events {
+                    self.note_event(e);
+                }
+                c.events.extend(events);
+                c.members
+                    .extend(self.members.iter().filter(|r| !r.done).cloned());
+            } else {
+                c.members.push(self.members[m].clone());
+            }
         } else {
             c.members.push(self.members[m].clone());
-            let round_over = self.members.iter().all(|r| r.done || r.step >= stop);
-            if round_over {
-                out.round_done = true;
-                if stop < def.stop.steps && def.policy.is_ready(stop) {
-                    let events = self.book(def).0.sync_round(stop);
-                    for e in &events {
-                        self.note_event(e);
-                    }
-                    c.events.extend(events);
-                    for r in self.members.iter().filter(|r| !r.done && r.id != m) {
-                        c.members.push(r.clone());
-                    }
-                    // The member's own row changed with the round too.
-                    if let Some(pos) = c.members.iter().position(|r| r.id == m) {
-                        c.members[pos] = self.members[m].clone();
-                    }
-                }
-            }
         }
         if self.stop.is_none() {
             self.stop = self.plateau(def);
@@ -258,15 +253,12 @@ impl Books {
         self.tally.exploits += u64::from(e.donor.is_some());
     }
 
-    fn book<'a>(&'a mut self, def: &'a ExperimentDef) -> (Book<'a>, u64) {
-        (
-            Book {
-                def,
-                pop: &mut self.pop,
-                members: &mut self.members,
-            },
-            self.seq,
-        )
+    fn book<'a>(&'a mut self, def: &'a ExperimentDef) -> Book<'a> {
+        Book {
+            def,
+            pop: &mut self.pop,
+            members: &mut self.members,
+        }
     }
 
     /// A member that failed too often is replaced by an exploit of the best member.
@@ -277,7 +269,7 @@ impl Books {
         seq: u64,
         c: &mut Commit,
     ) -> Result<(), String> {
-        let e = self.book(def).0.replace(m, seq)?;
+        let e = self.book(def).replace(m, seq)?;
         self.note_event(&e);
         c.events.push(e);
         Ok(())

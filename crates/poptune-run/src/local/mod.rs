@@ -142,7 +142,8 @@ pub fn run(
 ) -> Result<Summary, RunError> {
     let dir = &def.directory;
     let _lock = dir::lock_dir(dir)?;
-    if store.status()?.0 != RunStatus::Running {
+    let (status, elapsed_before) = store.status()?;
+    if status != RunStatus::Running {
         // Held by this process from now on (`status` tells a killed run by the free lock).
         store.commit(&Commit {
             status: Some(RunStatus::Running),
@@ -154,7 +155,7 @@ pub fn run(
     let logs = dir.join(LOG_DIR);
     std::fs::create_dir_all(&logs)
         .map_err(|e| RunError::io(format!("cannot create {}", logs.display()), e))?;
-    let state = load(def, &store, &ckpts)?;
+    let state = load(def, &store, &ckpts, elapsed_before)?;
     let resumed = state.books.tally.compute > 0;
     observer.event(&RunEvent::Started {
         name: def.name.clone(),
@@ -222,11 +223,15 @@ pub fn run(
     })
 }
 
-/// The run's state from the store: the members, the checkpoint index (every checkpoint a
+/// The run's state from the store (`elapsed_before`: its running time so far): the members, the checkpoint index (every checkpoint a
 /// member refers to must be in it and on disk), the queue.
-fn load(def: &ExperimentDef, store: &SqliteStore, ckpts: &Checkpoints) -> Result<State, RunError> {
+fn load(
+    def: &ExperimentDef,
+    store: &SqliteStore,
+    ckpts: &Checkpoints,
+    elapsed_before: f64,
+) -> Result<State, RunError> {
     let dir = &def.directory;
-    let (_, elapsed_before) = store.status()?;
     let mut members = store.members()?;
     if members.len() != def.population {
         return Err(RunError::Fatal(format!(
