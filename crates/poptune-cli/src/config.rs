@@ -260,7 +260,45 @@ pub fn load(path: &Path) -> Result<ExperimentDef, ConfigError> {
 /// Parses and validates experiment-file text; `path` locates relative paths and errors.
 pub fn parse(path: &Path, text: &str) -> Result<ExperimentDef, ConfigError> {
     let cx = Ctx { path, text };
-    let file: FileDef = toml::from_str(text).map_err(|e| {
+    let file = read_toml(&cx)?;
+    let base = base_dir(path);
+    let top = check_top_level(&cx, &file)?;
+    let space = build_space(&cx, &file.space)?;
+    let policy_span = file.policy.as_ref().map_or(0..0, |p| p.span());
+    let policy = match &file.policy {
+        Some(pf) => build_policy(&cx, pf)?,
+        None => Policy::default(),
+    };
+    let stop = build_stop(&cx, &file.stop)?;
+    let trainable = build_trainable(&cx, &file.trainable, &base)?;
+    let directory = match &file.directory {
+        Some(d) => base.join(d),
+        None => base.join(&top.name),
+    };
+    let def = ExperimentDef {
+        name: top.name,
+        metric: file.metric,
+        mode: file.mode,
+        population: top.population,
+        seed: file.seed,
+        slots: top.slots,
+        initial: file.initial,
+        directory,
+        policy,
+        space,
+        stop,
+        trainable,
+    };
+    def.experiment()
+        .validate()
+        .map_err(|e| cx.err(policy_span, e.to_string()))?;
+    Ok(def)
+}
+
+/// Deserializes the text, turning a TOML or schema error into one that names the key and its place.
+fn read_toml(cx: &Ctx<'_>) -> Result<FileDef, ConfigError> {
+    let text = cx.text;
+    toml::from_str(text).map_err(|e| {
         let mut span = e.span().unwrap_or(0..0);
         let msg = e.message().trim().to_string();
         // For an unknown key inside a table the parser points at the table: point at the key.
@@ -283,7 +321,11 @@ pub fn parse(path: &Path, text: &str) -> Result<ExperimentDef, ConfigError> {
             Some(k) => cx.err(span, format!("`{k}`: {msg}{hint}")),
             None => cx.err(span, format!("{msg}{hint}")),
         }
-    })?;
+    })
+}
+
+/// The absolute directory holding the experiment file, against which relative paths resolve.
+fn base_dir(path: &Path) -> PathBuf {
     let base = path
         .parent()
         .map(|p| {
@@ -294,8 +336,21 @@ pub fn parse(path: &Path, text: &str) -> Result<ExperimentDef, ConfigError> {
             }
         })
         .unwrap_or(Path::new("."));
-    let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+    std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf())
+}
 
+/// The checked top-level keys that need more than deserializing.
+struct TopLevel {
+    /// The experiment's name, trimmed.
+    name: String,
+    /// Members in the population (1 or more).
+    population: usize,
+    /// Trainable processes run at once (1 or more).
+    slots: usize,
+}
+
+/// Checks `name`, `population` and `slots`.
+fn check_top_level(cx: &Ctx<'_>, file: &FileDef) -> Result<TopLevel, ConfigError> {
     let name = file.name.get_ref().trim().to_string();
     if name.is_empty()
         || !name
@@ -321,17 +376,39 @@ pub fn parse(path: &Path, text: &str) -> Result<ExperimentDef, ConfigError> {
             format!("`slots` = {slots}: at least 1 trainable process must run"),
         ));
     }
+    Ok(TopLevel {
+        name,
+        population: population as usize,
+        slots: slots as usize,
+    })
+}
 
-    // Search space.
+/// The search space: every `[space.NAME]` table, each checked.
+fn build_space(
+    cx: &Ctx<'_>,
+    file: &Spanned<BTreeMap<String, Spanned<ParamFile>>>,
+) -> Result<Space, ConfigError> {
     let mut space = Space::new();
-    if file.space.get_ref().is_empty() {
+    if file.get_ref().is_empty() {
         return Err(cx.err(
-            file.space.span(),
+            file.span(),
             "the search space is empty: add at least one [space.NAME] table",
         ));
     }
-    for (pname, p) in file.space.get_ref() {
-        let param = match p.get_ref() {
+    for (pname, p) in file.get_ref() {
+        let param = p.get_ref().to_param();
+        param
+            .validate(pname)
+            .map_err(|e| cx.err(p.span(), format!("[space.{pname}]: {e}")))?;
+        space.insert(pname, param);
+    }
+    Ok(space)
+}
+
+impl ParamFile {
+    /// The parameter this table describes, not yet checked.
+    fn to_param(&self) -> Param {
+        match self {
             ParamFile::Float { low, high, log } => Param::Float {
                 low: *low,
                 high: *high,
@@ -351,156 +428,163 @@ pub fn parse(path: &Path, text: &str) -> Result<ExperimentDef, ConfigError> {
             ParamFile::Fixed { value } => Param::Fixed {
                 value: value.clone(),
             },
-        };
-        param
-            .validate(pname)
-            .map_err(|e| cx.err(p.span(), format!("[space.{pname}]: {e}")))?;
-        space.insert(pname, param);
+        }
     }
+}
 
-    // Policy.
+/// The `[policy]` table over the defaults; its own errors point at the table.
+fn build_policy(cx: &Ctx<'_>, file: &Spanned<PolicyFile>) -> Result<Policy, ConfigError> {
     let mut policy = Policy::default();
-    let policy_span = file.policy.as_ref().map_or(0..0, |p| p.span());
-    if let Some(pf) = &file.policy {
-        let pf = pf.get_ref();
-        if let Some(i) = pf.interval {
-            if i < 1 {
-                return Err(cx.err(
-                    policy_span.clone(),
-                    format!("[policy] interval = {i}: members must train at least 1 step between ready points"),
-                ));
-            }
-            policy.interval = i as u64;
+    let policy_span = file.span();
+    let pf = file.get_ref();
+    if let Some(i) = pf.interval {
+        if i < 1 {
+            return Err(cx.err(
+                policy_span.clone(),
+                format!("[policy] interval = {i}: members must train at least 1 step between ready points"),
+            ));
         }
-        if let Some(b) = pf.burn_in {
-            if b < 0 {
-                return Err(cx.err(
-                    policy_span.clone(),
-                    format!("[policy] burn_in = {b} must be 0 or more"),
-                ));
-            }
-            policy.burn_in = b as u64;
-        }
-        if let Some(s) = pf.sync {
-            policy.sync = s;
-        }
-        if let Some(i) = pf.inherit {
-            policy.inherit = i;
-        }
-        if let Some(v) = pf.variant {
-            policy.variant = v;
-        }
-        if let Some(e) = &pf.exploit {
-            let ef = e.get_ref();
-            let strategy = ef.strategy.unwrap_or(ExploitName::Truncation);
-            if ef.fraction.is_some() && strategy != ExploitName::Truncation {
-                return Err(cx.err(
-                    e.span(),
-                    "[policy.exploit] `fraction` only applies to strategy = \"truncation\"",
-                ));
-            }
-            if (ef.window.is_some() || ef.alpha.is_some()) && strategy != ExploitName::TTest {
-                return Err(cx.err(
-                    e.span(),
-                    "[policy.exploit] `window` and `alpha` only apply to strategy = \"t_test\"",
-                ));
-            }
-            policy.exploit = match strategy {
-                ExploitName::Truncation => Exploit::Truncation {
-                    fraction: ef.fraction.unwrap_or(0.25),
-                },
-                ExploitName::Tournament => Exploit::Tournament,
-                ExploitName::TTest => {
-                    let w = ef.window.unwrap_or(10);
-                    if w < 2 {
-                        return Err(cx.err(
-                            e.span(),
-                            format!(
-                                "[policy.exploit] window = {w}: the t-test needs at least 2 scores"
-                            ),
-                        ));
-                    }
-                    Exploit::TTest {
-                        window: w as usize,
-                        alpha: ef.alpha.unwrap_or(0.05),
-                    }
-                }
-                ExploitName::WinnerTakesAll => Exploit::WinnerTakesAll,
-            };
-            policy
-                .exploit
-                .validate()
-                .map_err(|err| cx.err(e.span(), format!("[policy.exploit] {err}")))?;
-        }
-        if let Some(x) = &pf.explore {
-            let xf = x.get_ref();
-            let method = xf.method.unwrap_or(ExploreName::Perturb);
-            if xf.factors.is_some() && method != ExploreName::Perturb {
-                return Err(cx.err(
-                    x.span(),
-                    "[policy.explore] `factors` only applies to method = \"perturb\"",
-                ));
-            }
-            if xf.std.is_some() && method != ExploreName::Gaussian {
-                return Err(cx.err(
-                    x.span(),
-                    "[policy.explore] `std` only applies to method = \"gaussian\"",
-                ));
-            }
-            let m = match method {
-                ExploreName::Perturb => ExploreMethod::Perturb {
-                    factors: xf.factors.clone().unwrap_or_else(|| vec![0.8, 1.2]),
-                },
-                ExploreName::Gaussian => ExploreMethod::Gaussian {
-                    std: xf.std.ok_or_else(|| {
-                        cx.err(
-                            x.span(),
-                            "[policy.explore] method = \"gaussian\" needs `std`, the noise's standard deviation (e.g. std = 0.1)",
-                        )
-                    })?,
-                },
-                ExploreName::Resample => ExploreMethod::Resample,
-            };
-            policy.explore = Explore {
-                method: m,
-                resample_probability: xf.resample_probability.unwrap_or(match method {
-                    ExploreName::Gaussian => 0.0,
-                    ExploreName::Resample => 1.0,
-                    ExploreName::Perturb => 0.25,
-                }),
-            };
-            policy
-                .explore
-                .validate()
-                .map_err(|err| cx.err(x.span(), format!("[policy.explore] {err}")))?;
-        }
+        policy.interval = i as u64;
     }
+    if let Some(b) = pf.burn_in {
+        if b < 0 {
+            return Err(cx.err(
+                policy_span.clone(),
+                format!("[policy] burn_in = {b} must be 0 or more"),
+            ));
+        }
+        policy.burn_in = b as u64;
+    }
+    if let Some(s) = pf.sync {
+        policy.sync = s;
+    }
+    if let Some(i) = pf.inherit {
+        policy.inherit = i;
+    }
+    if let Some(v) = pf.variant {
+        policy.variant = v;
+    }
+    if let Some(e) = &pf.exploit {
+        policy.exploit = build_exploit(cx, e)?;
+    }
+    if let Some(x) = &pf.explore {
+        policy.explore = build_explore(cx, x)?;
+    }
+    Ok(policy)
+}
 
-    // Stopping rules.
-    let sf = file.stop.get_ref();
+/// The `[policy.exploit]` table: the strategy (truncation by default) and its options, checked.
+fn build_exploit(cx: &Ctx<'_>, e: &Spanned<ExploitFile>) -> Result<Exploit, ConfigError> {
+    let ef = e.get_ref();
+    let strategy = ef.strategy.unwrap_or(ExploitName::Truncation);
+    if ef.fraction.is_some() && strategy != ExploitName::Truncation {
+        return Err(cx.err(
+            e.span(),
+            "[policy.exploit] `fraction` only applies to strategy = \"truncation\"",
+        ));
+    }
+    if (ef.window.is_some() || ef.alpha.is_some()) && strategy != ExploitName::TTest {
+        return Err(cx.err(
+            e.span(),
+            "[policy.exploit] `window` and `alpha` only apply to strategy = \"t_test\"",
+        ));
+    }
+    let exploit = match strategy {
+        ExploitName::Truncation => Exploit::Truncation {
+            fraction: ef.fraction.unwrap_or(0.25),
+        },
+        ExploitName::Tournament => Exploit::Tournament,
+        ExploitName::TTest => {
+            let w = ef.window.unwrap_or(10);
+            if w < 2 {
+                return Err(cx.err(
+                    e.span(),
+                    format!("[policy.exploit] window = {w}: the t-test needs at least 2 scores"),
+                ));
+            }
+            Exploit::TTest {
+                window: w as usize,
+                alpha: ef.alpha.unwrap_or(0.05),
+            }
+        }
+        ExploitName::WinnerTakesAll => Exploit::WinnerTakesAll,
+    };
+    exploit
+        .validate()
+        .map_err(|err| cx.err(e.span(), format!("[policy.exploit] {err}")))?;
+    Ok(exploit)
+}
+
+/// The `[policy.explore]` table: the method (perturb by default) and its options, checked.
+fn build_explore(cx: &Ctx<'_>, x: &Spanned<ExploreFile>) -> Result<Explore, ConfigError> {
+    let xf = x.get_ref();
+    let method = xf.method.unwrap_or(ExploreName::Perturb);
+    if xf.factors.is_some() && method != ExploreName::Perturb {
+        return Err(cx.err(
+            x.span(),
+            "[policy.explore] `factors` only applies to method = \"perturb\"",
+        ));
+    }
+    if xf.std.is_some() && method != ExploreName::Gaussian {
+        return Err(cx.err(
+            x.span(),
+            "[policy.explore] `std` only applies to method = \"gaussian\"",
+        ));
+    }
+    let m = match method {
+        ExploreName::Perturb => ExploreMethod::Perturb {
+            factors: xf.factors.clone().unwrap_or_else(|| vec![0.8, 1.2]),
+        },
+        ExploreName::Gaussian => ExploreMethod::Gaussian {
+            std: xf.std.ok_or_else(|| {
+                cx.err(
+                    x.span(),
+                    "[policy.explore] method = \"gaussian\" needs `std`, the noise's standard deviation (e.g. std = 0.1)",
+                )
+            })?,
+        },
+        ExploreName::Resample => ExploreMethod::Resample,
+    };
+    let explore = Explore {
+        method: m,
+        resample_probability: xf.resample_probability.unwrap_or(match method {
+            ExploreName::Gaussian => 0.0,
+            ExploreName::Resample => 1.0,
+            ExploreName::Perturb => 0.25,
+        }),
+    };
+    explore
+        .validate()
+        .map_err(|err| cx.err(x.span(), format!("[policy.explore] {err}")))?;
+    Ok(explore)
+}
+
+/// The `[stop]` table: `steps` (required), `target`, `max_seconds` and `[stop.plateau]`.
+fn build_stop(cx: &Ctx<'_>, file: &Spanned<StopFile>) -> Result<StopRules, ConfigError> {
+    let sf = file.get_ref();
     let steps =
         match sf.steps {
             Some(s) if s >= 1 => s as u64,
             Some(s) => {
                 return Err(cx.err(
-                    file.stop.span(),
+                    file.span(),
                     format!("[stop] steps = {s}: each member must train at least 1 step"),
                 ))
             }
             None => return Err(cx.err(
-                file.stop.span(),
+                file.span(),
                 "[stop] needs `steps`, the number of steps each member trains (e.g. steps = 100)",
             )),
         };
     if let Some(t) = sf.target {
         if !t.is_finite() {
-            return Err(cx.err(file.stop.span(), "[stop] target must be a finite number"));
+            return Err(cx.err(file.span(), "[stop] target must be a finite number"));
         }
     }
     if let Some(s) = sf.max_seconds {
         if !(s.is_finite() && s > 0.0) {
             return Err(cx.err(
-                file.stop.span(),
+                file.span(),
                 format!("[stop] max_seconds = {s} must be a positive number of seconds"),
             ));
         }
@@ -518,9 +602,21 @@ pub fn parse(path: &Path, text: &str) -> Result<ExperimentDef, ConfigError> {
         }
         None => None,
     };
+    Ok(StopRules {
+        steps,
+        target: sf.target,
+        max_seconds: sf.max_seconds,
+        plateau,
+    })
+}
 
-    // Trainable.
-    let tf = file.trainable.get_ref();
+/// The `[trainable]` table: a startable command, limits, and a working directory under `base`.
+fn build_trainable(
+    cx: &Ctx<'_>,
+    file: &Spanned<TrainableFile>,
+    base: &Path,
+) -> Result<TrainableDef, ConfigError> {
+    let tf = file.get_ref();
     if tf.command.get_ref().is_empty() || tf.command.get_ref()[0].trim().is_empty() {
         return Err(cx.err(
             tf.command.span(),
@@ -529,7 +625,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ExperimentDef, ConfigError> {
     }
     if !(tf.step_timeout.is_finite() && tf.step_timeout > 0.0) {
         return Err(cx.err(
-            file.trainable.span(),
+            file.span(),
             format!(
                 "[trainable] step_timeout = {} must be a positive number of seconds",
                 tf.step_timeout
@@ -538,7 +634,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ExperimentDef, ConfigError> {
     }
     if tf.max_failures < 0 {
         return Err(cx.err(
-            file.trainable.span(),
+            file.span(),
             format!(
                 "[trainable] max_failures = {} must be 0 or more",
                 tf.max_failures
@@ -547,50 +643,24 @@ pub fn parse(path: &Path, text: &str) -> Result<ExperimentDef, ConfigError> {
     }
     let cwd = match &tf.cwd {
         Some(c) => base.join(c),
-        None => base.clone(),
+        None => base.to_path_buf(),
     };
     if !cwd.is_dir() {
         return Err(cx.err(
-            file.trainable.span(),
+            file.span(),
             format!("[trainable] cwd {} is not a directory", cwd.display()),
         ));
     }
     if let Err(why) = find_program(&tf.command.get_ref()[0], &cwd, &tf.env) {
         return Err(cx.err(tf.command.span(), format!("[trainable] command: {why}")));
     }
-    let directory = match &file.directory {
-        Some(d) => base.join(d),
-        None => base.join(&name),
-    };
-    let def = ExperimentDef {
-        name,
-        metric: file.metric,
-        mode: file.mode,
-        population: population as usize,
-        seed: file.seed,
-        slots: slots as usize,
-        initial: file.initial,
-        directory,
-        policy,
-        space,
-        stop: StopRules {
-            steps,
-            target: sf.target,
-            max_seconds: sf.max_seconds,
-            plateau,
-        },
-        trainable: TrainableDef {
-            command: tf.command.get_ref().clone(),
-            cwd,
-            env: tf.env.clone(),
-            step_timeout: tf.step_timeout,
-            max_failures: tf.max_failures as u32,
-        },
-    };
-    def.experiment()
-        .validate()
-        .map_err(|e| cx.err(policy_span, e.to_string()))?;
-    Ok(def)
+    Ok(TrainableDef {
+        command: tf.command.get_ref().clone(),
+        cwd,
+        env: tf.env.clone(),
+        step_timeout: tf.step_timeout,
+        max_failures: tf.max_failures as u32,
+    })
 }
 
 /// Checks that the trainable's program can be started: a path (with a `/`) relative to the

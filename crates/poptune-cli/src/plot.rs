@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use anyhow::{anyhow, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
@@ -106,6 +107,11 @@ fn member_path(o: &Outcome<[f64; 2]>, member: usize) -> Path2 {
     }
 }
 
+/// A panel's chart: θ0 across, θ1 up, both over `DOMAIN`.
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// One panel: the contours of Q, the optimum and both members' θ paths, captioned with the
+/// variant and its best Q.
 fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     variant: Baseline,
@@ -125,27 +131,8 @@ where
         .y_label_area_size(55)
         .build_cartesian_2d(DOMAIN.0..DOMAIN.1, DOMAIN.0..DOMAIN.1)
         .map_err(err)?;
-    // Filled contour bands of Q, one rectangle per run of equal band along each row.
     let n = if svg { 140 } else { 260 };
-    let cell = (DOMAIN.1 - DOMAIN.0) / n as f64;
-    let mut rects = Vec::new();
-    for j in 0..n {
-        let y0 = DOMAIN.0 + j as f64 * cell;
-        let yc = y0 + cell / 2.0;
-        let mut i = 0;
-        while i < n {
-            let colour = band_colour(q([DOMAIN.0 + (i as f64 + 0.5) * cell, yc]));
-            let mut k = i + 1;
-            while k < n && band_colour(q([DOMAIN.0 + (k as f64 + 0.5) * cell, yc])) == colour {
-                k += 1;
-            }
-            let x0 = DOMAIN.0 + i as f64 * cell;
-            let x1 = DOMAIN.0 + k as f64 * cell;
-            rects.push(Rectangle::new([(x0, y0), (x1, y0 + cell)], colour.filled()));
-            i = k;
-        }
-    }
-    chart.draw_series(rects).map_err(err)?;
+    chart.draw_series(contour_bands(n)).map_err(err)?;
     chart
         .configure_mesh()
         .disable_mesh()
@@ -164,33 +151,71 @@ where
         )))
         .map_err(err)?;
     for (m, colour) in MEMBER_COLOURS.iter().enumerate().take(o.members.len()) {
-        let path = member_path(o, m);
-        for piece in &path.pieces {
-            chart
-                .draw_series(LineSeries::new(piece.clone(), colour.stroke_width(2)))
-                .map_err(err)?;
-        }
-        chart
-            .draw_series(
-                path.points
-                    .iter()
-                    .map(|&p| Circle::new(p, 3, colour.filled())),
-            )
-            .map_err(err)?;
-        for &(a, b) in &path.jumps {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    vec![a, b],
-                    7,
-                    5,
-                    colour.stroke_width(2),
-                ))
-                .map_err(err)?;
-        }
+        draw_member_path(&mut chart, &member_path(o, m), colour)?;
     }
     Ok(())
 }
 
+/// Filled contour bands of Q on an `n` × `n` grid, one rectangle per run of equal band along
+/// each row.
+fn contour_bands(n: usize) -> Vec<Rectangle<(f64, f64)>> {
+    let cell = (DOMAIN.1 - DOMAIN.0) / n as f64;
+    let mut rects = Vec::new();
+    for j in 0..n {
+        let y0 = DOMAIN.0 + j as f64 * cell;
+        let yc = y0 + cell / 2.0;
+        let mut i = 0;
+        while i < n {
+            let colour = band_colour(q([DOMAIN.0 + (i as f64 + 0.5) * cell, yc]));
+            let mut k = i + 1;
+            while k < n && band_colour(q([DOMAIN.0 + (k as f64 + 0.5) * cell, yc])) == colour {
+                k += 1;
+            }
+            let x0 = DOMAIN.0 + i as f64 * cell;
+            let x1 = DOMAIN.0 + k as f64 * cell;
+            rects.push(Rectangle::new([(x0, y0), (x1, y0 + cell)], colour.filled()));
+            i = k;
+        }
+    }
+    rects
+}
+
+/// One member's θ path in `colour`: solid pieces, a dot at each step, exploit jumps dashed.
+fn draw_member_path<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    path: &Path2,
+    colour: &RGBColor,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing failed: {e:?}");
+    for piece in &path.pieces {
+        chart
+            .draw_series(LineSeries::new(piece.clone(), colour.stroke_width(2)))
+            .map_err(err)?;
+    }
+    chart
+        .draw_series(
+            path.points
+                .iter()
+                .map(|&p| Circle::new(p, 3, colour.filled())),
+        )
+        .map_err(err)?;
+    for &(a, b) in &path.jumps {
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![a, b],
+                7,
+                5,
+                colour.stroke_width(2),
+            ))
+            .map_err(err)?;
+    }
+    Ok(())
+}
+
+/// The whole figure: a heading, four panels in a 2 × 2 grid, and one legend below them.
 fn draw_figure<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     runs: &[(Baseline, Outcome<[f64; 2]>)],
