@@ -9,6 +9,7 @@ use poptune::policy::{rng_for, Stream};
 use poptune::toy::{ToyConfig, TOY_VARIANTS};
 use poptune::{Experiment, Mode, Policy, Population, SyncMode};
 use poptune_bench::{space, NoOp};
+use poptune_run::Run;
 use rand::Rng;
 
 const SIZES: [usize; 5] = [10, 100, 1_000, 10_000, 100_000];
@@ -107,7 +108,11 @@ fn toy(c: &mut Criterion) {
         b.iter(|| {
             seed += 1;
             for v in TOY_VARIANTS {
-                black_box(cfg.run(v, seed).map(|o| o.best_score()).ok());
+                black_box(
+                    poptune_run::toy::run(&cfg, v, seed)
+                        .map(|o| o.best_score())
+                        .ok(),
+                );
             }
         })
     });

@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use poptune::{Experiment, Policy, SyncMode};
 use poptune_bench::{space, NoOp};
+use poptune_run::Run;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -105,6 +105,7 @@ impl LiveView {
                 self.bar.set_position(*done);
             }
             RunEvent::Step { .. } => self.bar.inc(1),
+            RunEvent::Trained { steps, .. } => self.bar.inc(*steps),
             RunEvent::Progress(p) => self.progress(p),
             RunEvent::Fault {
                 member,

@@ -145,8 +145,7 @@ pub fn run(args: &ToyArgs) -> Result<(), CliError> {
     for variant in TOY_VARIANTS {
         let mut scores = Vec::with_capacity(args.seeds as usize);
         for seed in 0..args.seeds {
-            let out = cfg
-                .run(variant, seed)
+            let out = poptune_run::toy::run(&cfg, variant, seed)
                 .with_context(|| format!("{} with seed {seed}", variant.name()))?;
             scores.push(out.best_score().unwrap_or(f64::NAN));
         }
@@ -158,7 +157,7 @@ pub fn run(args: &ToyArgs) -> Result<(), CliError> {
             .with_context(|| format!("cannot create the output directory {}", dir.display()))?;
         let runs: Vec<(Baseline, Outcome<[f64; 2]>)> = TOY_VARIANTS
             .iter()
-            .map(|&v| cfg.run(v, args.plot_seed).map(|o| (v, o)))
+            .map(|&v| poptune_run::toy::run(&cfg, v, args.plot_seed).map(|o| (v, o)))
             .collect::<Result<_, _>>()?;
         figures = crate::plot::toy_figure(dir, &cfg, &runs, args.plot_seed)?;
     }

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use poptune::policy::{rng_for, Stream};
+use poptune::population::DonorInfo;
 use poptune::{Decision, Event, Mode, Population};
 use poptune_store::{CheckpointRow, MemberRow};
 
@@ -45,27 +46,26 @@ impl Book<'_> {
     }
 
     /// Applies `decision` to member `m`. Donors are taken as they are now, or, with `before`,
-    /// as they were in that snapshot of the population and its checkpoints (a synchronous
-    /// round, whose members all decided on the same state).
+    /// as they were when the decision was made (a synchronous round, whose members all
+    /// decided on the same state): the donor's state and its checkpoint then.
     fn apply(
         &mut self,
         m: usize,
         decision: Decision,
         seq: u64,
-        before: Option<(&Population, &[Option<String>])>,
+        before: Option<(DonorInfo, Option<String>)>,
     ) -> Option<Event> {
         let score = self.pop.member(m).score.unwrap_or(f64::NAN);
         let step = self.members[m].step;
         match decision {
             Decision::Continue => None,
             Decision::Exploit { donor, h } => {
-                let (info, donor_ckpt) = match before {
-                    Some((pop, ckpts)) => (pop.donor_info(donor), ckpts[donor].clone()),
-                    None => (
+                let (info, donor_ckpt) = before.unwrap_or_else(|| {
+                    (
                         self.pop.donor_info(donor),
                         self.members[donor].checkpoint.clone(),
-                    ),
-                };
+                    )
+                });
                 let e = Event {
                     seq,
                     step,
@@ -82,7 +82,9 @@ impl Book<'_> {
                 row.h = h;
                 row.checkpoint = donor_ckpt;
                 row.score = info.score;
-                row.recent = self.pop.member(m).recent_keys().iter().copied().collect();
+                row.recent.clear();
+                row.recent
+                    .extend(self.pop.member(m).recent_keys().iter().copied());
                 Some(e)
             }
             Decision::Explore { h } => {
@@ -123,13 +125,21 @@ impl Book<'_> {
                 (m, def.policy.decide(&def.space, self.pop, m, &mut rng))
             })
             .collect();
-        // Donors' state as it was before the round.
-        let snapshot = self.pop.clone();
-        let ckpts: Vec<Option<String>> =
-            self.members.iter().map(|r| r.checkpoint.clone()).collect();
+        // Donors' state as it was before the round, taken before anyone changes.
+        let before: Vec<Option<(DonorInfo, Option<String>)>> = decisions
+            .iter()
+            .map(|(_, d)| match d {
+                Decision::Exploit { donor, .. } => Some((
+                    self.pop.donor_info(*donor),
+                    self.members[*donor].checkpoint.clone(),
+                )),
+                _ => None,
+            })
+            .collect();
         decisions
             .into_iter()
-            .filter_map(|(m, d)| self.apply(m, d, stop, Some((&snapshot, &ckpts))))
+            .zip(before)
+            .filter_map(|((m, d), before)| self.apply(m, d, stop, before))
             .collect()
     }
 

@@ -91,6 +91,16 @@ pub enum RunEvent {
         /// Its step.
         step: u64,
     },
+    /// A member trained a segment of `steps` steps, up to `step` (the in-memory runner's
+    /// steps are too quick to report one by one).
+    Trained {
+        /// The member.
+        member: usize,
+        /// Its step after the segment.
+        step: u64,
+        /// Steps in the segment.
+        steps: u64,
+    },
     /// The population after a segment was settled (at most about ten times a second).
     Progress(Progress),
     /// An exploit or explore.

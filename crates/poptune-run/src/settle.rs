@@ -65,7 +65,21 @@ pub struct Books {
     pub seq: u64,
     /// A stop rule's reason, once one fired.
     pub stop: Option<String>,
+    /// How often each member was replaced since its last trained segment.
+    replaced: Vec<u32>,
+    /// Members done.
+    done: usize,
+    /// The synchronous round under way: its stop, and how many unfinished members are still
+    /// below it (counted once per round, not at every segment).
+    round: Option<(u64, usize)>,
+    /// Whether commits carry the members' rows and step rows (a store needs them; the
+    /// in-memory runner, which keeps the rows here and the steps itself, does not).
+    rows: bool,
 }
+
+/// Replacements of one member in a row (with no segment trained in between) after which its
+/// trainable is taken to fail whatever it starts from: the run stops instead of looping.
+pub const MAX_REPLACEMENTS: u32 = 2;
 
 impl Books {
     /// The books of an experiment whose members' rows are `members`, with `seq` events so far.
@@ -95,6 +109,44 @@ impl Books {
             tally,
             seq,
             stop: None,
+            replaced: Vec::new(),
+            done: 0,
+            round: None,
+            rows: true,
+        }
+        .counted()
+    }
+
+    fn counted(mut self) -> Self {
+        self.done = self.members.iter().filter(|r| r.done).count();
+        self
+    }
+
+    /// Whether member rows at `stop` end the synchronous round (called once the segment's
+    /// member has reached `stop`).
+    fn round_over(&mut self, stop: u64) -> bool {
+        let below = match self.round {
+            Some((s, below)) if s == stop => below.saturating_sub(1),
+            _ => self
+                .members
+                .iter()
+                .filter(|r| !r.done && r.step < stop)
+                .count(),
+        };
+        self.round = Some((stop, below));
+        below == 0
+    }
+
+    /// Commits no longer carry the members' rows (which stay in [`Books::members`]) nor the
+    /// step rows (the caller keeps the steps it trained).
+    pub fn without_rows(mut self) -> Self {
+        self.rows = false;
+        self
+    }
+
+    fn record_row(&self, m: usize, c: &mut Commit) {
+        if self.rows {
+            c.members.push(self.members[m].clone());
         }
     }
 
@@ -114,6 +166,10 @@ impl Books {
             Ok(trained) => self.settle_trained(def, m, seg.stop, trained, c, &mut out),
             Err((fault, stderr)) => {
                 self.tally.faults += 1;
+                // The steps trained before the fault (and the one that failed) were compute.
+                self.tally.compute += fault
+                    .step
+                    .map_or(0, |s| s.saturating_sub(self.members[m].step));
                 let step = fault.step.unwrap_or(self.members[m].step);
                 c.faults.push(FaultRow {
                     member: m,
@@ -125,11 +181,9 @@ impl Books {
                 self.members[m].failures += 1;
                 if self.members[m].failures > def.trainable.max_failures {
                     let seq = if sync(def) { seg.stop } else { self.seq };
-                    if let Err(why) = self.replace(def, m, seq, c) {
-                        out.fatal = Some(why);
-                    }
+                    out.fatal = self.replace(def, m, seq, c).err();
                 }
-                c.members.push(self.members[m].clone());
+                self.record_row(m, c);
                 out.requeue = out.fatal.is_none();
             }
         }
@@ -139,7 +193,7 @@ impl Books {
         if !had_stop {
             out.stopped = self.stop.clone();
         }
-        out.finished = self.members.iter().all(|r| r.done);
+        out.finished = self.done == self.members.len();
         c.tally = Some(self.tally.clone());
         out
     }
@@ -155,34 +209,46 @@ impl Books {
     ) {
         // (A stop rule that fires here is reported by `settle`.)
         let last = trained.steps.last().map_or(f64::NAN, |s| s.score);
+        if let Some(r) = self.replaced.get_mut(m) {
+            *r = 0;
+        }
         self.tally.compute += trained.steps.len() as u64;
         for s in &trained.steps {
             self.account(def, m, s);
         }
         self.pop
             .record_iter(m, stop, trained.steps.iter().map(|s| s.score));
-        c.steps
-            .extend(trained.steps.into_iter().map(|s| poptune_store::StepRow {
-                member: m,
-                step: s.step,
-                score: s.score,
-                metrics: s.metrics,
-            }));
+        if self.rows {
+            c.steps
+                .extend(trained.steps.into_iter().map(|s| poptune_store::StepRow {
+                    member: m,
+                    step: s.step,
+                    score: s.score,
+                    metrics: s.metrics,
+                }));
+        }
         let name = trained.checkpoint.name.clone();
-        c.checkpoints.push(CheckpointRow {
-            member: m,
-            step: stop,
-            score: last,
-            ..trained.checkpoint
-        });
+        if self.rows {
+            c.checkpoints.push(CheckpointRow {
+                member: m,
+                step: stop,
+                score: last,
+                ..trained.checkpoint
+            });
+        }
         {
             let row = &mut self.members[m];
             row.step = stop;
             row.score = Some(last);
-            row.recent = self.pop.member(m).recent_keys().iter().copied().collect();
+            row.recent.clear();
+            row.recent
+                .extend(self.pop.member(m).recent_keys().iter().copied());
             row.checkpoint = Some(name);
             row.failures = 0;
-            row.done = stop >= def.stop.steps;
+            if !row.done && stop >= def.stop.steps {
+                row.done = true;
+                self.done += 1;
+            }
         }
         if !sync(def) {
             if !self.members[m].done && def.policy.is_ready(stop) {
@@ -193,8 +259,8 @@ impl Books {
                 }
             }
             out.requeue = !self.members[m].done;
-            c.members.push(self.members[m].clone());
-        } else if self.members.iter().all(|r| r.done || r.step >= stop) {
+            self.record_row(m, c);
+        } else if self.round_over(stop) {
             out.round_done = true;
             if stop < def.stop.steps && def.policy.is_ready(stop) {
                 // Every unfinished member (this one too) changed with the round.
@@ -203,13 +269,15 @@ impl Books {
                     self.note_event(e);
                 }
                 c.events.extend(events);
-                c.members
-                    .extend(self.members.iter().filter(|r| !r.done).cloned());
+                if self.rows {
+                    c.members
+                        .extend(self.members.iter().filter(|r| !r.done).cloned());
+                }
             } else {
-                c.members.push(self.members[m].clone());
+                self.record_row(m, c);
             }
         } else {
-            c.members.push(self.members[m].clone());
+            self.record_row(m, c);
         }
         if self.stop.is_none() {
             self.stop = self.plateau(def);
@@ -269,6 +337,19 @@ impl Books {
         seq: u64,
         c: &mut Commit,
     ) -> Result<(), String> {
+        if self.replaced.len() <= m {
+            self.replaced.resize(self.members.len(), 0);
+        }
+        self.replaced[m] += 1;
+        if self.replaced[m] > MAX_REPLACEMENTS {
+            return Err(format!(
+                "member {m} kept failing even with the states of the best members ({} \
+                 replacements in a row, each after {} faults); the trainable fails whatever \
+                 state it starts from",
+                MAX_REPLACEMENTS,
+                def.trainable.max_failures + 1
+            ));
+        }
         let e = self.book(def).replace(m, seq)?;
         self.note_event(&e);
         c.events.push(e);

@@ -2,8 +2,6 @@
 
 use thiserror::Error;
 
-use crate::population::MemberId;
-
 /// A problem with a search space or with hyperparameters checked against one.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum SpaceError {
@@ -86,37 +84,6 @@ impl TrainableError {
             message: message.into(),
         }
     }
-}
-
-/// Why a run stopped without a result.
-#[derive(Debug, Error, Clone, PartialEq)]
-pub enum RunError {
-    /// The experiment's settings are invalid.
-    #[error("invalid experiment: {0}")]
-    Config(#[from] ConfigError),
-    /// A trainable failed.
-    #[error("member {member} failed at step {step}: {source}")]
-    Trainable {
-        /// The member.
-        member: MemberId,
-        /// The step it was training.
-        step: u64,
-        /// The trainable's error.
-        source: TrainableError,
-    },
-    /// A trainable reported a score that is NaN or infinite.
-    #[error("member {member} reported a non-finite score ({score}) at step {step}; the trainable must report a finite number")]
-    NonFiniteScore {
-        /// The member.
-        member: MemberId,
-        /// The step.
-        step: u64,
-        /// The score.
-        score: f64,
-    },
-    /// A worker thread panicked (a bug in a trainable or in poptune).
-    #[error("a worker thread panicked: {0}")]
-    WorkerPanicked(String),
 }
 
 /// A schedule could not be replayed.

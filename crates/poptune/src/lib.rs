@@ -12,41 +12,42 @@
 //! - the pure policy core: [`space`], [`explore`], [`exploit`], [`population`], [`policy`] —
 //!   no threads, clock or I/O; [`Policy::decide`] maps (population snapshot, ready member,
 //!   seeded RNG) to a [`Decision`];
-//! - execution: the [`Trainable`] trait and the in-process [`runner`];
+//! - the contracts: the [`Trainable`] trait, the in-process [`Experiment`] and the stored
+//!   experiment specification ([`spec`]), with their stop rules; `poptune-run` executes them;
 //! - results: [`lineage`] events, [`Schedule`]s and their exact replay;
-//! - [`toy`]: the paper's toy example.
+//! - [`toy`]: the paper's toy example (its trainable and experiment; `poptune_run::toy` runs it).
 //!
 //! ```
 //! use poptune::toy::ToyConfig;
 //! use poptune::Baseline;
 //!
-//! let toy = ToyConfig::default();
-//! let pbt = toy.run(Baseline::Pbt, 0).unwrap();
-//! let grid = toy.run(Baseline::Grid, 0).unwrap();
-//! assert!(pbt.best_score().unwrap() > grid.best_score().unwrap());
+//! // The toy as an experiment: two members, a given start, winner-takes-all.
+//! let e = ToyConfig::default().experiment(Baseline::Pbt, 0);
+//! assert_eq!(e.population, 2);
+//! assert_eq!(e.initial_hyperparams().unwrap()[0].f64("h0"), Some(1.0));
 //! ```
 
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod experiment;
 pub mod exploit;
 pub mod explore;
 pub mod lineage;
 pub mod policy;
 pub mod population;
-pub mod runner;
 pub mod space;
 pub mod spec;
 pub mod toy;
 pub mod trainable;
 
-pub use error::{ConfigError, ReplayError, RunError, SpaceError, TrainableError};
+pub use error::{ConfigError, ReplayError, SpaceError, TrainableError};
+pub use experiment::{Baseline, Experiment, Initial, MemberOutcome, Outcome};
 pub use exploit::Exploit;
 pub use explore::{Explore, ExploreMethod};
 pub use lineage::{Event, Schedule, Segment, StepRecord};
 pub use policy::{rng_for, Decision, Inherit, Policy, Stream, SyncMode, Variant};
 pub use population::{MemberId, Mode, Population};
-pub use runner::{Baseline, Experiment, Initial, MemberOutcome, Outcome};
 pub use space::{Hyperparams, Param, Space, Value};
 pub use spec::{ExperimentDef, InitialKind, StopRules, TrainableDef};
 pub use trainable::{Metrics, Trainable};

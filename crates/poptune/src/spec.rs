@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::experiment::{Experiment, Initial};
 use crate::policy::Policy;
 use crate::population::Mode;
-use crate::runner::{Experiment, Initial};
 use crate::space::Space;
 
 /// When the experiment stops.
@@ -126,6 +126,8 @@ impl ExperimentDef {
                 InitialKind::Prior => Initial::Prior,
                 InitialKind::Grid => Initial::Grid,
             })
+            .max_failures(self.trainable.max_failures)
+            .with_stop_rules(&self.stop)
     }
 
     /// Whether `other` is the same experiment: compared by structure, so that a definition

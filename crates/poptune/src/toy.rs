@@ -13,11 +13,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{RunError, TrainableError};
+use crate::error::TrainableError;
+use crate::experiment::{Baseline, Experiment, Initial};
 use crate::exploit::Exploit;
 use crate::explore::Explore;
 use crate::policy::{Inherit, Policy, SyncMode};
-use crate::runner::{Baseline, Experiment, Initial, Outcome};
 use crate::space::{Hyperparams, Param, Space};
 use crate::trainable::{Metrics, Trainable};
 
@@ -142,49 +142,11 @@ impl ToyConfig {
             .baseline(variant)
     }
 
-    /// Runs one variant for one seed.
-    pub fn run(&self, variant: Baseline, seed: u64) -> Result<Outcome<[f64; 2]>, RunError> {
-        let eta = self.eta;
-        self.experiment(variant, seed)
-            .run(|_| ToyTrainable::new(eta))
-    }
-
     /// Grid search's result in closed form: a member with h = (1, 0) ends at
     /// θ = (0.9·(1 − 2η)^T, 0.9), so Q = 1.2 − 0.81·(1 − 2η)^(2T) − 0.81 (and the same for
     /// h = (0, 1)).
     pub fn grid_closed_form(&self) -> f64 {
         let shrink = (1.0 - 2.0 * self.eta).powf(2.0 * self.steps as f64);
         1.2 - 0.81 * shrink - 0.81
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grid_matches_closed_form() {
-        let cfg = ToyConfig::default();
-        for seed in 0..3 {
-            let out = cfg.run(Baseline::Grid, seed).unwrap();
-            let best = out.best_score().unwrap();
-            assert!((best - cfg.grid_closed_form()).abs() < 1e-12, "{best}");
-            assert!(out.events.is_empty());
-        }
-    }
-
-    #[test]
-    fn pbt_beats_grid_and_explore_only() {
-        let cfg = ToyConfig::default();
-        let mean = |v: Baseline| {
-            (0..20)
-                .map(|s| cfg.run(v, s).unwrap().best_score().unwrap())
-                .sum::<f64>()
-                / 20.0
-        };
-        let pbt = mean(Baseline::Pbt);
-        assert!(pbt >= 1.17, "PBT mean {pbt}");
-        assert!(pbt > mean(Baseline::ExploreOnly) + 0.1);
-        assert!(pbt > mean(Baseline::Grid) + 0.5);
     }
 }

@@ -35,6 +35,7 @@ pub use dir::{
     DB_FILE, LOCK_FILE, LOG_DIR,
 };
 
+pub use crate::cancel::{Cancel, NoCancel};
 use crate::events::{MemberState, MemberView, Observer, Progress, RunEvent};
 use crate::pool::Workers;
 use crate::settle::Books;
@@ -51,28 +52,6 @@ pub struct Summary {
     pub faults: u64,
     /// Member-steps trained in all, including those trained again.
     pub compute: u64,
-}
-
-/// A stop asked for from outside (Ctrl-C, SIGTERM, a library caller): no new segment starts,
-/// and the run ends as interrupted once the segments under way are recorded.
-pub trait Cancel: Sync {
-    /// Whether the run should stop.
-    fn cancelled(&self) -> bool;
-}
-
-impl Cancel for std::sync::atomic::AtomicBool {
-    fn cancelled(&self) -> bool {
-        self.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-/// Never cancelled.
-pub struct NoCancel;
-
-impl Cancel for NoCancel {
-    fn cancelled(&self) -> bool {
-        false
-    }
 }
 
 struct State {

@@ -1,10 +1,14 @@
-//! The in-process runner: reproducibility, exact replay, lineage, failures.
+//! The in-memory runner: reproducibility, exact replay, lineage, faults, stop rules,
+//! cancellation, events.
 
 use poptune::toy::{ToyConfig, ToyTrainable};
 use poptune::{
     Baseline, Experiment, Exploit, Explore, Hyperparams, Inherit, Initial, Metrics, Mode, Outcome,
-    Param, Policy, RunError, Space, SyncMode, Trainable, TrainableError,
+    Param, Policy, Space, SyncMode, Trainable, TrainableError,
 };
+use poptune_run::toy::run as run_toy;
+use poptune_run::{Run, RunEvent};
+use poptune_store::{FaultKind, RunStatus};
 
 /// A deterministic trainable with momentum, a noisy gradient from its own RNG (part of its
 /// state) and hyperparameters of every kind.
@@ -199,7 +203,7 @@ fn toy_schedules_replay_exactly() {
             ..ToyConfig::default()
         };
         for seed in 0..50 {
-            let o = cfg.run(Baseline::Pbt, seed).unwrap();
+            let o = run_toy(&cfg, Baseline::Pbt, seed).unwrap();
             assert!(!o.events.is_empty());
             for m in &o.members {
                 let sched = o.schedule(m.id);
@@ -219,7 +223,7 @@ fn toy_schedules_replay_exactly() {
 fn the_final_hyperparameters_alone_do_not_reproduce_the_toy() {
     // The seed article's FAQ: replaying the final h from the start does not give the model.
     let cfg = ToyConfig::default();
-    let o = cfg.run(Baseline::Pbt, 1).unwrap();
+    let o = run_toy(&cfg, Baseline::Pbt, 1).unwrap();
     let best = o.best();
     let mut fresh = ToyTrainable::new(cfg.eta);
     let h = o.members[best].h.clone();
@@ -358,7 +362,7 @@ impl Trainable for Faulty {
 }
 
 #[test]
-fn trainable_failures_stop_the_run_with_a_clear_error() {
+fn trainable_faults_are_retried_and_the_others_results_are_kept() {
     for sync in [SyncMode::Synchronous, SyncMode::Asynchronous] {
         for workers in [1, 3] {
             let e = experiment(Exploit::default(), sync, workers);
@@ -371,26 +375,142 @@ fn trainable_failures_stop_the_run_with_a_clear_error() {
                     panic,
                 }
             };
-            match e.run(faulty(false, false)) {
-                Err(RunError::Trainable {
-                    member: 5, source, ..
-                }) => {
-                    assert_eq!(source.message, "out of memory")
+            for (nan, panic, kind) in [
+                (false, false, FaultKind::Error),
+                (true, false, FaultKind::NonFinite),
+                (false, true, FaultKind::Crash),
+            ] {
+                let label = format!("{sync:?}, {workers} workers, {kind}");
+                let o = e
+                    .run(faulty(nan, panic))
+                    .unwrap_or_else(|err| panic!("{label}: {err}"));
+                assert_eq!(o.status, RunStatus::Finished, "{label}");
+                assert!(!o.faults.is_empty(), "{label}: the fault is recorded");
+                assert!(
+                    o.faults.iter().all(|f| f.member == 5 && f.kind == kind),
+                    "{label}: {:?}",
+                    o.faults
+                );
+                if kind == FaultKind::Error {
+                    assert!(
+                        o.faults[0].message.contains("out of memory"),
+                        "{:?}",
+                        o.faults
+                    );
                 }
-                other => panic!("{:?}", other.map(|o| o.members.len())),
-            }
-            match e.run(faulty(true, false)) {
-                Err(RunError::NonFiniteScore { member: 5, .. }) => {}
-                other => panic!("{:?}", other.map(|o| o.members.len())),
-            }
-            if workers > 1 {
-                match e.run(faulty(false, true)) {
-                    Err(RunError::WorkerPanicked(msg)) => assert!(msg.contains("trainable bug")),
-                    other => panic!("{:?}", other.map(|o| o.members.len())),
+                for m in &o.members {
+                    assert_eq!(
+                        m.step, e.steps,
+                        "{label}: member {} trained every step",
+                        m.id
+                    );
+                    assert!(m.score.is_some(), "{label}");
                 }
+                assert!(
+                    o.compute > e.steps * e.population as u64,
+                    "{label}: the retried steps count"
+                );
             }
         }
     }
+}
+
+#[test]
+fn a_member_that_always_fails_is_replaced_then_stops_the_run() {
+    let e = experiment(Exploit::default(), SyncMode::Asynchronous, 1).max_failures(1);
+    let o = e
+        .run(|i| Faulty {
+            fail_at: if i == 2 { 1 } else { u64::MAX },
+            step: 0,
+            calls: 0,
+            nan: false,
+            panic: true,
+        })
+        .unwrap();
+    // Member 2 panics at its first step every time it is made anew: it is replaced after
+    // two faults in a row, twice, and then the run stops instead of looping, with every
+    // result trained so far.
+    match &o.status {
+        RunStatus::Failed(why) => assert!(why.contains("member 2 kept failing"), "{why}"),
+        s => panic!("{s}"),
+    }
+    assert_eq!(o.faults.len(), 6, "{:?}", o.faults);
+    assert!(o
+        .faults
+        .iter()
+        .all(|f| f.member == 2 && f.kind == FaultKind::Crash));
+    let replaced = o
+        .events
+        .iter()
+        .filter(|ev| ev.recipient == 2 && ev.donor.is_some())
+        .count();
+    assert_eq!(replaced, 2, "{:?}", o.events);
+    assert!(
+        o.members[0].history.len() >= 5,
+        "the others' results are kept"
+    );
+}
+
+#[test]
+fn stop_rules_end_an_in_memory_run() {
+    let e = experiment(Exploit::default(), SyncMode::Asynchronous, 2);
+    let full = e.run(Walker::new).unwrap();
+    let best = full.best_score().unwrap();
+    // A target below the best score is reached before the end.
+    let o = e.clone().target(best - 1.0).run(Walker::new).unwrap();
+    match &o.status {
+        RunStatus::Stopped(why) => assert!(why.contains("reached the target"), "{why}"),
+        s => panic!("{s}"),
+    }
+    assert!(o.members.iter().any(|m| m.step < e.steps), "stopped early");
+    let o = e.clone().plateau(1, 1e9).run(Walker::new).unwrap();
+    match &o.status {
+        RunStatus::Stopped(why) => assert!(why.starts_with("plateau"), "{why}"),
+        s => panic!("{s}"),
+    }
+}
+
+#[test]
+fn a_cancelled_run_keeps_what_it_trained_and_observers_see_the_run() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    struct Count {
+        steps: AtomicUsize,
+        lineage: AtomicUsize,
+        ended: AtomicBool,
+        stop: AtomicBool,
+    }
+    impl poptune_run::Observer for Count {
+        fn event(&self, e: &RunEvent) {
+            match e {
+                RunEvent::Trained { steps, .. } => {
+                    // Cancelled after 100 steps.
+                    let before = self.steps.fetch_add(*steps as usize, Ordering::SeqCst);
+                    if before + *steps as usize >= 100 {
+                        self.stop.store(true, Ordering::SeqCst);
+                    }
+                }
+                RunEvent::Lineage(_) => {
+                    self.lineage.fetch_add(1, Ordering::SeqCst);
+                }
+                RunEvent::Ended { .. } => self.ended.store(true, Ordering::SeqCst),
+                _ => {}
+            }
+        }
+    }
+    let count = Count {
+        steps: AtomicUsize::new(0),
+        lineage: AtomicUsize::new(0),
+        ended: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+    };
+    let e = experiment(Exploit::default(), SyncMode::Asynchronous, 2);
+    let o = e.run_with(Walker::new, &count, &count.stop).unwrap();
+    assert_eq!(o.status, RunStatus::Interrupted);
+    assert!(count.ended.load(Ordering::SeqCst));
+    let trained: usize = o.members.iter().map(|m| m.history.len()).sum();
+    assert!(trained >= 100, "what was trained is kept: {trained}");
+    assert!(trained < (e.steps * e.population as u64) as usize);
+    assert_eq!(count.lineage.load(Ordering::SeqCst), o.events.len());
 }
 
 #[test]
@@ -424,7 +544,7 @@ fn invalid_experiments_are_rejected() {
     ];
     for e in errors {
         let e = e.expect("must be rejected");
-        assert!(matches!(e, RunError::Config(_)), "{e}");
+        assert!(e.is_usage(), "{e}");
         assert!(!e.to_string().is_empty());
     }
 }
