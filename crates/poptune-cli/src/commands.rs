@@ -208,7 +208,14 @@ pub fn resume(args: &ResumeArgs) -> Result<(), CliError> {
         return print_status(&store, &def, &args.dir.display().to_string(), true);
     }
     let t = &def.trainable;
-    if let Err(why) = config::find_program(&t.command[0], &t.cwd, &t.env) {
+    let Some(program) = t.command.first() else {
+        return Err(CliError::usage(anyhow::anyhow!(
+            "{}: the experiment was run in process by the Rust library (it has no trainable \
+             command); continue it the same way, with `Run::run_in` on the same directory",
+            args.dir.display()
+        )));
+    };
+    if let Err(why) = config::find_program(program, &t.cwd, &t.env) {
         return Err(CliError::usage(anyhow::anyhow!(
             "{}: the experiment's trainable cannot be started: {why}",
             args.dir.display()

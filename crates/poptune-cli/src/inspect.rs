@@ -156,8 +156,11 @@ pub(crate) fn print_status(
             "done"
         } else if m.failures > 0 {
             "failing"
-        } else {
+        } else if status == RunStatus::Running {
             "training"
+        } else {
+            // The run is over or interrupted: nobody trains it now.
+            "stopped"
         };
         println!(
             "{:>6} {:>8} {:>12} {:>8}  {}",

@@ -68,8 +68,15 @@ impl Process {
                     format!("cannot open {}: {e}", log.display()),
                 )
             })?;
-        let mut cmd = Command::new(&def.command[0]);
-        cmd.args(&def.command[1..])
+        let Some((program, args)) = def.command.split_first() else {
+            return Err(Fault::new(
+                FaultKind::Spawn,
+                "the experiment has no trainable command: it was run in process (by the Rust \
+                 library), and continues the same way",
+            ));
+        };
+        let mut cmd = Command::new(program);
+        cmd.args(args)
             .current_dir(&def.cwd)
             .envs(&def.env)
             .env("POPTUNE_SLOT", slot.to_string())

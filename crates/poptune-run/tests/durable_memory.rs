@@ -1,0 +1,107 @@
+//! A library run kept in an experiment directory (`Run::run_in`), as the README shows it:
+//! cancelled part-way, continued by the same call, every step recorded once.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use poptune::{Experiment, Hyperparams, Metrics, Param, Space, Trainable, TrainableError};
+use poptune_run::inprocess::Persist;
+use poptune_run::{NoCancel, Observer, Quiet, Run, RunEvent};
+use poptune_store::{RunStatus, SqliteStore, Store};
+
+struct Quadratic {
+    x: f64,
+}
+
+impl Trainable for Quadratic {
+    type State = f64;
+    fn step(&mut self, h: &Hyperparams) -> Result<Metrics, TrainableError> {
+        let lr = h
+            .f64("lr")
+            .ok_or_else(|| TrainableError::new("missing lr"))?;
+        self.x -= lr * 2.0 * (self.x - 3.0);
+        Ok(Metrics::new(-(self.x - 3.0).powi(2)))
+    }
+    fn save(&self) -> f64 {
+        self.x
+    }
+    fn restore(&mut self, s: &f64) {
+        self.x = *s
+    }
+}
+
+impl Persist for Quadratic {
+    fn save_state(x: &f64, dir: &Path) -> std::io::Result<()> {
+        std::fs::write(dir.join("x"), x.to_string())
+    }
+    fn load_state(&self, dir: &Path) -> std::io::Result<f64> {
+        let text = std::fs::read_to_string(dir.join("x"))?;
+        text.trim().parse().map_err(std::io::Error::other)
+    }
+}
+
+/// Cancels the run once `after` steps were trained.
+struct StopAfter {
+    after: u64,
+    seen: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl Observer for StopAfter {
+    fn event(&self, e: &RunEvent) {
+        if let RunEvent::Step { .. } = e {
+            if self.seen.fetch_add(1, Ordering::SeqCst) + 1 >= self.after {
+                self.stop.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_library_run_in_a_directory_is_cancelled_and_continued() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("quadratic");
+    let e = Experiment::new(Space::new().with("lr", Param::log_float(1e-4, 0.4)))
+        .population(6)
+        .steps(40)
+        .workers(2)
+        .seed(7);
+    let make = |_member| Quadratic { x: 0.0 };
+    let stop = StopAfter {
+        after: 60,
+        seen: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+    };
+    let first = e
+        .run_in("quadratic", &dir, make, &stop, &stop.stop)
+        .unwrap();
+    assert_eq!(first.status, RunStatus::Interrupted);
+    let store = SqliteStore::open(&dir.join("experiment.db")).unwrap();
+    let recorded = store.steps().unwrap().len();
+    assert!((60..240).contains(&recorded), "{recorded} steps recorded");
+    drop(store);
+    // The same call continues it.
+    let second = e
+        .run_in("quadratic", &dir, make, &Quiet, &NoCancel)
+        .unwrap();
+    assert_eq!(second.status, RunStatus::Finished);
+    let store = SqliteStore::open(&dir.join("experiment.db")).unwrap();
+    let mut steps: Vec<(usize, u64)> = store
+        .steps()
+        .unwrap()
+        .iter()
+        .map(|s| (s.member, s.step))
+        .collect();
+    steps.sort();
+    let expected: Vec<(usize, u64)> = (0..6).flat_map(|m| (1..=40).map(move |s| (m, s))).collect();
+    assert_eq!(steps, expected, "every step recorded exactly once");
+    assert_eq!(store.status().unwrap().0, RunStatus::Finished);
+    let (best, score) = second.best.unwrap();
+    assert!(score > -1e-3, "member {best}: {score}");
+    // A different experiment in the same directory is refused.
+    let other = e.clone().population(5);
+    let err = other
+        .run_in("quadratic", &dir, make, &Quiet, &NoCancel)
+        .unwrap_err();
+    assert!(err.is_usage(), "{err}");
+}
