@@ -133,9 +133,10 @@ fn tune(args: &TuneArgs) -> Result<(), CliError> {
     let r = tasks::tune(&setup, &dir, args.quiet)?;
     println!("{}", describe(&r));
     println!(
-        "{:.1} s of training, {:.1}% of the slots' time outside training steps",
+        "{:.1} s of training, {:.1}% of the slots' time outside training steps, {} member-steps trained",
         r.wall_seconds,
-        100.0 * r.overhead()
+        100.0 * r.overhead(),
+        r.compute
     );
     if !args.quiet {
         poptune_cli::report::run(&ReportArgs {
@@ -191,9 +192,9 @@ fn compare(args: &CompareArgs) -> Result<(), CliError> {
         args.seeds
     );
     if classify {
-        table.push_str("| method | test accuracy (mean ± sd) | min | max | validation accuracy (mean) |\n|---|---|---|---|---|\n");
+        table.push_str("| method | test accuracy (mean ± sd) | min | max | validation accuracy (mean) | compute (member-steps, mean) |\n|---|---|---|---|---|---|\n");
     } else {
-        table.push_str("| method | tour length (mean ± sd) | min | max |\n|---|---|---|---|\n");
+        table.push_str("| method | tour length (mean ± sd) | min | max | compute (member-steps, mean) |\n|---|---|---|---|---|\n");
     }
     for (method, results) in &rows {
         let key: Vec<f64> = results
@@ -209,25 +210,29 @@ fn compare(args: &CompareArgs) -> Result<(), CliError> {
         let (m, sd) = mean_std(&key);
         let min = key.iter().copied().fold(f64::INFINITY, f64::min);
         let max = key.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let compute: Vec<f64> = results.iter().map(|r| r.compute as f64).collect();
+        let compute = mean_std(&compute).0;
         if classify {
             let v: Vec<f64> = results.iter().map(|r| r.score).collect();
             table.push_str(&format!(
-                "| {} | {:.4} ± {:.4} | {:.4} | {:.4} | {:.4} |\n",
+                "| {} | {:.4} ± {:.4} | {:.4} | {:.4} | {:.4} | {:.0} |\n",
                 method.name(),
                 m,
                 sd,
                 min,
                 max,
-                mean_std(&v).0
+                mean_std(&v).0,
+                compute
             ));
         } else {
             table.push_str(&format!(
-                "| {} | {:.4} ± {:.4} | {:.4} | {:.4} |\n",
+                "| {} | {:.4} ± {:.4} | {:.4} | {:.4} | {:.0} |\n",
                 method.name(),
                 m,
                 sd,
                 min,
-                max
+                max,
+                compute
             ));
         }
     }

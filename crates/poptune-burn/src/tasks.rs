@@ -274,6 +274,10 @@ pub struct RunResult {
     /// Seconds inside training steps, all slots together.
     pub step_seconds: f64,
     pub slots: usize,
+    /// Member-steps trained, including steps trained again after an exploit, a fault or a
+    /// resume (0 in results written before it was recorded).
+    #[serde(default)]
+    pub compute: u64,
 }
 
 impl RunResult {
@@ -409,6 +413,7 @@ fn finish<T: Persist + Evaluate>(
         wall_seconds,
         step_seconds,
         slots: setup.slots,
+        compute: store.tally()?.map_or(0, |t| t.compute),
     };
     let json = serde_json::to_string_pretty(&result)?;
     std::fs::write(dir.join("result.json"), json)

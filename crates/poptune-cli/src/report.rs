@@ -87,6 +87,8 @@ pub fn run(args: &ReportArgs) -> Result<(), CliError> {
         figures.push((name, svg));
     }
     let sched = schedule(&initial, &events, best, members[best].step);
+    // Member-steps trained, with those trained again; a store of release 0.1.0 has no tally.
+    let compute = store.tally()?.map_or(steps.len() as u64, |t| t.compute);
     let html = out.join("report.html");
     let mut page = String::new();
     let _ = write!(
@@ -95,7 +97,7 @@ pub fn run(args: &ReportArgs) -> Result<(), CliError> {
          <style>body{{font-family:sans-serif;max-width:1250px;margin:auto}}pre{{background:#f4f4f4;padding:8px}}\
          table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}</style></head><body>\
          <h1>poptune report: {name}</h1><p>status: {status}; running time {elapsed:.1} s; {pop} members × {steps} steps; \
-         {ex} exploits. Best member: {best} ({metric} = {score}).</p>",
+         {compute} member-steps trained; {ex} exploits. Best member: {best} ({metric} = {score}).</p>",
         name = esc(&def.name),
         pop = def.population,
         steps = def.stop.steps,
@@ -154,8 +156,9 @@ fn csv_field(s: &str) -> String {
 /// Follows `member` (at step `step`) back through its donors: which member's training each
 /// stretch of its final state comes from, as (member, from, to) on an axis of training steps
 /// that starts at 0 with the oldest; the exploits as (position, donor, recipient); and the
-/// length of the whole history. It can differ from the member's own step count: an exploit
-/// copies a donor's state at the donor's step, and the member goes on counting its own.
+/// length of the whole history, the member's step count (after an exploit a member counts on
+/// from the donor checkpoint's step). Stores of release 0.1.0 counted a member's own steps on
+/// after an exploit; their histories can start before 0, and are shifted to start there.
 type Lineage = (Vec<(usize, f64, f64)>, Vec<(f64, usize, usize)>, f64);
 
 fn lineage(events: &[Event], member: usize, step: u64) -> Lineage {
@@ -176,7 +179,7 @@ fn lineage(events: &[Event], member: usize, step: u64) -> Lineage {
                 break;
             }
             Some(e) => {
-                let len = end.saturating_sub(e.step) as f64;
+                let len = end.saturating_sub(e.donor_step) as f64;
                 pieces.push((current, offset_end - len, offset_end));
                 offset_end -= len;
                 let donor = e.donor.unwrap_or(current);
@@ -211,14 +214,14 @@ fn write_exports(out: &Path, steps: &[StepRow], events: &[Event]) -> Result<()> 
         set.into_iter().collect()
     };
     let mut csv = std::io::BufWriter::new(std::fs::File::create(out.join("steps.csv"))?);
-    write!(csv, "member,step,score")?;
+    write!(csv, "member,epoch,step,score")?;
     for n in &names {
         write!(csv, ",{}", csv_field(n))?;
     }
     writeln!(csv)?;
     let mut jsonl = std::io::BufWriter::new(std::fs::File::create(out.join("steps.jsonl"))?);
     for s in steps {
-        write!(csv, "{},{},{}", s.member, s.step, s.score)?;
+        write!(csv, "{},{},{},{}", s.member, s.epoch, s.step, s.score)?;
         let map: BTreeMap<&str, f64> = s.metrics.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         for n in &names {
             match map.get(n.as_str()) {
@@ -230,7 +233,7 @@ fn write_exports(out: &Path, steps: &[StepRow], events: &[Event]) -> Result<()> 
         writeln!(
             jsonl,
             "{}",
-            serde_json::json!({"member": s.member, "step": s.step, "score": s.score, "metrics": map})
+            serde_json::json!({"member": s.member, "epoch": s.epoch, "step": s.step, "score": s.score, "metrics": map})
         )?;
     }
     csv.flush()?;
@@ -376,7 +379,8 @@ where
                             pts.push((e.step as f64, v));
                         }
                         h = e.new_h.clone();
-                        at = e.step;
+                        // An exploit's recipient counts on from the donor's step.
+                        at = e.donor_step;
                     }
                     if let Some(v) = value(&h) {
                         pts.push((at as f64, v));
@@ -510,20 +514,20 @@ mod tests {
 
     #[test]
     fn a_lineage_counts_the_donors_steps_from_the_oldest() {
-        // Member 7 copied member 0's 32-step state at its own step 28, then trained to 40:
-        // 32 steps of member 0's training, then 12 of its own.
+        // Member 7 copied member 0's 32-step state at its step 28 (its step became 32), then
+        // trained to 40: 32 steps of member 0's training, then 8 of its own.
         let events = vec![exploit(3, 8, 7, 1, 8), exploit(9, 28, 7, 0, 32)];
         let (pieces, jumps, total) = lineage(&events, 7, 40);
-        assert_eq!(pieces, vec![(0, 0.0, 32.0), (7, 32.0, 44.0)]);
+        assert_eq!(pieces, vec![(0, 0.0, 32.0), (7, 32.0, 40.0)]);
         assert_eq!(jumps, vec![(32.0, 0, 7)]);
-        assert_eq!(total, 44.0);
-        // Shorter than its step count: member 2 copied member 5 at member 5's step 10 when
-        // it was at step 20, then trained to 30. Member 5 had copied member 1 at step 5.
+        assert_eq!(total, 40.0);
+        // Member 2 copied member 5 at member 5's step 10 when it was at step 20 (its step
+        // became 10), then trained to 30. Member 5 had copied member 1 at step 5.
         let events = vec![exploit(1, 5, 5, 1, 5), exploit(4, 20, 2, 5, 10)];
         let (pieces, jumps, total) = lineage(&events, 2, 30);
-        assert_eq!(pieces, vec![(1, 0.0, 5.0), (5, 5.0, 10.0), (2, 10.0, 20.0)]);
+        assert_eq!(pieces, vec![(1, 0.0, 5.0), (5, 5.0, 10.0), (2, 10.0, 30.0)]);
         assert_eq!(jumps, vec![(5.0, 1, 5), (10.0, 5, 2)]);
-        assert_eq!(total, 20.0);
+        assert_eq!(total, 30.0);
         // No exploit: all its own.
         assert_eq!(lineage(&[], 4, 12), (vec![(4, 0.0, 12.0)], vec![], 12.0));
     }

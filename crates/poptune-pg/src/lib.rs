@@ -56,6 +56,14 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
         kind TEXT NOT NULL, message TEXT NOT NULL, stderr TEXT NOT NULL);",
     ),
     (2, "ALTER TABLE poptune_experiments ADD COLUMN tally TEXT;"),
+    (
+        3,
+        // A step's epoch: its stretch of the member's training (after an exploit a member
+        // counts on from its donor's step, which may repeat its own earlier step numbers).
+        "ALTER TABLE poptune_steps ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;
+         ALTER TABLE poptune_steps DROP CONSTRAINT poptune_steps_pkey;
+         ALTER TABLE poptune_steps ADD PRIMARY KEY (experiment, member, epoch, step);",
+    ),
 ];
 
 /// The advisory lock key that serialises migrations.
@@ -285,8 +293,8 @@ pub(crate) fn write_commit(
 ) -> Result<(), postgres::Error> {
     if !c.steps.is_empty() {
         let ins = tx.prepare(
-            "INSERT INTO poptune_steps (experiment, member, step, score, metrics)
-                     VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO poptune_steps (experiment, member, epoch, step, score, metrics)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
         )?;
         for s in &c.steps {
             tx.execute(
@@ -294,6 +302,7 @@ pub(crate) fn write_commit(
                 &[
                     &exp,
                     &(s.member as i32),
+                    &(s.epoch as i64),
                     &(s.step as i64),
                     &s.score,
                     &metrics_json(&s.metrics),
@@ -435,18 +444,19 @@ impl Store for PostgresStore {
     fn steps(&self) -> Result<Vec<StepRow>, StoreError> {
         let rows = self.read(|c, exp| {
             c.query(
-                "SELECT member, step, score, metrics FROM poptune_steps
-                 WHERE experiment = $1 ORDER BY member, step",
+                "SELECT member, epoch, step, score, metrics FROM poptune_steps
+                 WHERE experiment = $1 ORDER BY member, epoch, step",
                 &[&exp],
             )
         })?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let metrics: String = r.get(3);
+            let metrics: String = r.get(4);
             out.push(StepRow {
                 member: r.get::<_, i32>(0) as usize,
-                step: r.get::<_, i64>(1) as u64,
-                score: r.get(2),
+                epoch: r.get::<_, i64>(1) as u64,
+                step: r.get::<_, i64>(2) as u64,
+                score: r.get(3),
                 metrics: metrics_from_json(&metrics)
                     .map_err(|e| self.corrupt("step metrics", e))?,
             });

@@ -82,6 +82,10 @@ impl Book<'_> {
                 row.h = h;
                 row.checkpoint = donor_ckpt;
                 row.score = info.score;
+                // The member now holds the donor's state: its step is the donor checkpoint's,
+                // and a state trained all the steps is done.
+                row.step = info.step;
+                row.done = info.step >= self.def.stop.steps;
                 row.recent.clear();
                 row.recent
                     .extend(self.pop.member(m).recent_keys().iter().copied());

@@ -324,7 +324,13 @@ fn train(
         .map_err(|e| fault(FaultKind::Checkpoint, e.to_string()))?;
     // Unique per worker: a worker that lost its lease never collides with the one that took
     // the member over.
-    let name = format!("m{:04}-s{:08}-{}", row.id, stop, short_hash(owner));
+    let name = format!(
+        "m{:04}-e{:06}-s{:08}-{}",
+        row.id,
+        row.decisions,
+        stop,
+        short_hash(owner)
+    );
     let req = SegmentRequest {
         member: row.id,
         start: row.step,

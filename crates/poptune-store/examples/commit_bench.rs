@@ -34,6 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         s.commit(&Commit {
             steps: (step - 4..=step)
                 .map(|k| StepRow {
+                    epoch: 0,
                     member: m,
                     step: k,
                     score: 0.5,

@@ -62,6 +62,7 @@ pub fn check(name: &str, open: &mut dyn FnMut() -> Box<dyn Store>) {
         steps: (1..=5)
             .map(|i| StepRow {
                 member: 0,
+                epoch: 0,
                 step: i,
                 score: i as f64 / 10.0,
                 metrics: vec![
@@ -96,10 +97,30 @@ pub fn check(name: &str, open: &mut dyn FnMut() -> Box<dyn Store>) {
         "a step recorded twice must be refused"
     );
 
+    // The same step numbers in a later epoch (a member that copied a donor behind it trains
+    // them again) are new steps.
+    let again_later = Commit {
+        steps: c.steps[..2]
+            .iter()
+            .map(|r| StepRow {
+                epoch: 1,
+                ..r.clone()
+            })
+            .collect(),
+        ..Commit::default()
+    };
+    s.commit(&again_later).unwrap();
+
     drop(s);
     let mut s = open();
     assert_eq!(s.members().unwrap()[0], m0);
-    let steps = s.steps().unwrap();
+    let all = s.steps().unwrap();
+    let order: Vec<(u64, u64)> = all.iter().map(|r| (r.epoch, r.step)).collect();
+    assert_eq!(
+        order,
+        [(0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (1, 1), (1, 2)]
+    );
+    let steps: Vec<StepRow> = all.into_iter().filter(|r| r.epoch == 0).collect();
     assert_eq!(steps.len(), 5);
     assert_eq!(steps[0], c.steps[0]);
     assert!(

@@ -25,7 +25,7 @@ pub use sqlite::SqliteStore;
 pub use status::{FaultKind, RunStatus, Tally};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// What to do about a database file that SQLite cannot read.
 fn damaged_hint(e: &rusqlite::Error) -> &'static str {
@@ -86,7 +86,7 @@ pub struct MemberRow {
     pub id: usize,
     /// Current hyperparameters.
     pub h: Hyperparams,
-    /// Its own step count at its latest checkpoint.
+    /// The training steps behind its state (after an exploit: the donor checkpoint's step).
     pub step: u64,
     /// Score of its latest checkpoint (a donor's, after an exploit).
     pub score: Option<f64>,
@@ -124,7 +124,13 @@ impl MemberRow {
 pub struct StepRow {
     /// Member.
     pub member: usize,
-    /// The member's own step count after this step.
+    /// Which stretch of the member's training it belongs to: the member's decision count when
+    /// its segment began. After an exploit a member counts on from its donor's step, which
+    /// may repeat step numbers it had trained before; the epoch tells them apart, and a step
+    /// recorded twice in one epoch is refused.
+    #[serde(default)]
+    pub epoch: u64,
+    /// The member's step count after this step (the training steps behind its state).
     pub step: u64,
     /// Score.
     pub score: f64,
@@ -217,7 +223,7 @@ pub trait Store: Send {
     fn members(&self) -> Result<Vec<MemberRow>, StoreError>;
     /// Writes a commit atomically.
     fn commit(&mut self, c: &Commit) -> Result<(), StoreError>;
-    /// Every step record, by member then step.
+    /// Every step record, by member, epoch and step (each member's in the order trained).
     fn steps(&self) -> Result<Vec<StepRow>, StoreError>;
     /// Every lineage event, in order.
     fn events(&self) -> Result<Vec<Event>, StoreError>;

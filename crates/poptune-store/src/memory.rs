@@ -14,8 +14,8 @@ use crate::{
 pub struct MemoryStore {
     definition: Option<(String, String)>,
     members: Vec<MemberRow>,
-    /// Steps by (member, step).
-    steps: BTreeMap<(usize, u64), StepRow>,
+    /// Steps by (member, epoch, step).
+    steps: BTreeMap<(usize, u64, u64), StepRow>,
     events: Vec<Event>,
     checkpoints: BTreeMap<String, CheckpointRow>,
     faults: Vec<FaultRow>,
@@ -63,7 +63,8 @@ impl Store for MemoryStore {
         }
         let mut new = std::collections::BTreeSet::new();
         if let Some(s) = c.steps.iter().find(|s| {
-            self.steps.contains_key(&(s.member, s.step)) || !new.insert((s.member, s.step))
+            self.steps.contains_key(&(s.member, s.epoch, s.step))
+                || !new.insert((s.member, s.epoch, s.step))
         }) {
             return Err(StoreError::Mismatch(format!(
                 "step {} of member {} is already recorded",
@@ -71,7 +72,7 @@ impl Store for MemoryStore {
             )));
         }
         for s in &c.steps {
-            self.steps.insert((s.member, s.step), s.clone());
+            self.steps.insert((s.member, s.epoch, s.step), s.clone());
         }
         for k in &c.checkpoints {
             self.checkpoints.insert(k.name.clone(), k.clone());

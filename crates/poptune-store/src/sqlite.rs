@@ -23,8 +23,9 @@ CREATE TABLE IF NOT EXISTS members (
     recent TEXT NOT NULL, checkpoint TEXT, decisions INTEGER NOT NULL,
     failures INTEGER NOT NULL, done INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS steps (
-    member INTEGER NOT NULL, step INTEGER NOT NULL, score REAL NOT NULL, metrics TEXT NOT NULL,
-    PRIMARY KEY (member, step));
+    member INTEGER NOT NULL, epoch INTEGER NOT NULL DEFAULT 0, step INTEGER NOT NULL,
+    score REAL NOT NULL, metrics TEXT NOT NULL,
+    PRIMARY KEY (member, epoch, step));
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -33,6 +34,22 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 CREATE TABLE IF NOT EXISTS faults (
     id INTEGER PRIMARY KEY AUTOINCREMENT, member INTEGER NOT NULL, step INTEGER NOT NULL,
     kind TEXT NOT NULL, message TEXT NOT NULL, stderr TEXT NOT NULL);
+";
+
+/// Version 1 to 2: the steps gain an epoch (their stretch of the member's training), which the
+/// primary key includes. Every step written by version 1 is of epoch 0.
+const MIGRATE_1_TO_2: &str = "
+BEGIN;
+CREATE TABLE steps_v2 (
+    member INTEGER NOT NULL, epoch INTEGER NOT NULL DEFAULT 0, step INTEGER NOT NULL,
+    score REAL NOT NULL, metrics TEXT NOT NULL,
+    PRIMARY KEY (member, epoch, step));
+INSERT INTO steps_v2 (member, epoch, step, score, metrics)
+    SELECT member, 0, step, score, metrics FROM steps;
+DROP TABLE steps;
+ALTER TABLE steps_v2 RENAME TO steps;
+UPDATE meta SET value = '2' WHERE key = 'schema_version';
+COMMIT;
 ";
 
 fn json<T: serde::Serialize>(v: &T) -> String {
@@ -70,6 +87,8 @@ impl SqliteStore {
                 .map_err(db)?;
             }
             Some(v) if v == SCHEMA_VERSION.to_string() => {}
+            // Version 1 (release 0.1.0): steps were keyed by (member, step) alone.
+            Some(v) if v == "1" => conn.execute_batch(MIGRATE_1_TO_2).map_err(db)?,
             Some(v) => {
                 return Err(StoreError::Mismatch(format!(
                     "{p} was written with schema version {v}; this poptune reads version {SCHEMA_VERSION}"
@@ -215,12 +234,14 @@ impl Store for SqliteStore {
         {
             let mut ins = tx
                 .prepare_cached(
-                    "INSERT INTO steps (member, step, score, metrics) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO steps (member, epoch, step, score, metrics)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(&db)?;
             for s in &c.steps {
                 ins.execute(params![
                     s.member as i64,
+                    s.epoch as i64,
                     s.step as i64,
                     s.score,
                     crate::metrics_json(&s.metrics)
@@ -281,25 +302,30 @@ impl Store for SqliteStore {
     fn steps(&self) -> Result<Vec<StepRow>, StoreError> {
         let mut st = self
             .conn
-            .prepare("SELECT member, step, score, metrics FROM steps ORDER BY member, step")
+            .prepare(
+                "SELECT member, epoch, step, score, metrics FROM steps
+                 ORDER BY member, epoch, step",
+            )
             .map_err(self.db())?;
         let rows = st
             .query_map([], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
-                    r.get::<_, f64>(2)?,
-                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, f64>(3)?,
+                    r.get::<_, String>(4)?,
                 ))
             })
             .map_err(self.db())?;
         let mut out = Vec::new();
         for row in rows {
-            let (member, step, score, metrics) = row.map_err(self.db())?;
+            let (member, epoch, step, score, metrics) = row.map_err(self.db())?;
             let metrics =
                 crate::metrics_from_json(&metrics).map_err(|e| self.corrupt("step metrics", e))?;
             out.push(StepRow {
                 member: member as usize,
+                epoch: epoch as u64,
                 step: step as u64,
                 score,
                 metrics,

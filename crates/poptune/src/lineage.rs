@@ -25,7 +25,7 @@ pub struct Event {
     /// The member copied, if the event copied weights (`None` for explore-only).
     pub donor: Option<MemberId>,
     /// The donor's own step count at the checkpoint copied; equals `step` when nothing was
-    /// copied. The recipient keeps counting its own steps from `step`.
+    /// copied. The recipient's step count becomes this: it counts on from the donor's.
     pub donor_step: u64,
     /// The recipient's hyperparameters before.
     pub old_h: Hyperparams,
@@ -93,8 +93,7 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// Total steps the final state was trained (in an asynchronous run this can differ from
-    /// the member's own step count, since a donor may have been ahead or behind).
+    /// Total steps the final state was trained: the member's step count.
     pub fn steps(&self) -> u64 {
         self.segments.last().map_or(0, |s| s.end)
     }
@@ -148,9 +147,10 @@ pub fn schedule(
     member: MemberId,
     final_step: u64,
 ) -> Schedule {
-    // Walk back from the member's end, collecting (steps, h) pieces in reverse order. Step
-    // counts are each member's own: after an exploit a member keeps counting from its own
-    // step, on top of the donor's state at the donor's own step.
+    // Walk back from the member's end, collecting (steps, h) pieces in reverse order. A
+    // member's step count is the number of training steps behind its state: after an exploit
+    // it counts on from the donor checkpoint's step (`donor_step`, which is the member's own
+    // step for an explore alone).
     let mut pieces: Vec<(u64, &Hyperparams)> = Vec::new();
     let mut current = member;
     let mut limit = u64::MAX;
@@ -166,7 +166,7 @@ pub fn schedule(
                 break;
             }
             Some(e) => {
-                pieces.push((end.saturating_sub(e.step), &e.new_h));
+                pieces.push((end.saturating_sub(e.donor_step), &e.new_h));
                 limit = e.seq;
                 match e.donor {
                     Some(d) => {

@@ -162,6 +162,12 @@ impl Policy {
         let Some(donor) = self.exploit.select(pop, ready, rng) else {
             return Decision::Continue;
         };
+        // A member copies no state less trained than its own: its step becomes the donor's,
+        // and a population whose members kept copying states behind them (an asynchronous
+        // donor that has not recorded its newest segment yet) could be sent back forever.
+        if self.variant != Variant::ExploreOnly && pop.member(donor).step < pop.member(ready).step {
+            return Decision::Continue;
+        }
         let own = &pop.member(ready).h;
         let base = match self.inherit {
             Inherit::WeightsAndHyperparameters => &pop.member(donor).h,

@@ -247,11 +247,13 @@ impl Population {
         }
     }
 
-    /// Member `id` takes the donor's checkpoint (its score and recent scores) and the
-    /// hyperparameters `h`; it keeps its own step count.
+    /// Member `id` takes the donor's checkpoint (its step, score and recent scores) and the
+    /// hyperparameters `h`: its step count becomes the donor checkpoint's, the number of
+    /// training steps behind the state it now holds.
     pub fn apply_exploit(&mut self, id: MemberId, donor: &DonorInfo, h: Hyperparams) {
         let before = self.entry(id);
         let m = &mut self.members[id];
+        m.step = donor.step;
         m.score = donor.score;
         m.recent.clone_from(&donor.recent);
         m.h = h;
@@ -315,7 +317,11 @@ mod tests {
         let d = p.donor_info(2);
         p.apply_exploit(0, &d, Hyperparams::new().with("x", 1.0));
         assert_eq!(p.member(0).score, Some(2.0));
-        assert_eq!(p.member(0).step, 10);
+        assert_eq!(
+            p.member(0).step,
+            d.step,
+            "it holds the donor's state, of the donor's step"
+        );
         assert_eq!(p.scored(), 3);
         // Ties (0 and 2 now both 2.0) break by id.
         assert_eq!(p.best(), Some(0));

@@ -183,6 +183,10 @@ fn absorb(
         c.members.extend(part.members);
         c.events.extend(part.events);
         c.faults.extend(part.faults);
+        // The totals after the batch's last segment.
+        if part.tally.is_some() {
+            c.tally = part.tally;
+        }
     }
     // The store's view once this commit lands. A checkpoint that neither it nor the members
     // in memory (which run ahead of it) refer to is never needed again: a member only ever

@@ -14,6 +14,8 @@ use crate::settle::{time_is_up, Finished, Trained};
 /// One segment to train.
 struct Job {
     member: usize,
+    /// The member's decisions so far: the epoch of the segment's steps.
+    epoch: u64,
     h: Hyperparams,
     start: u64,
     stop: u64,
@@ -65,6 +67,7 @@ fn claim(shared: &Shared<'_>) -> Option<Job> {
             });
             return Some(Job {
                 member: m,
+                epoch: row.decisions,
                 h: row.h.clone(),
                 start: row.step,
                 stop,
@@ -203,7 +206,9 @@ fn train(shared: &Shared<'_>, worker: &mut dyn Worker, job: &Job) -> Result<Trai
         .restore
         .as_ref()
         .map(|(n, _)| (shared.ckpts.path(n), n.as_str()));
-    let name = format!("m{:04}-s{:08}", job.member, job.stop);
+    // Unique: a member reaches the same step again only in a later epoch (after an exploit
+    // of a donor behind it).
+    let name = format!("m{:04}-e{:06}-s{:08}", job.member, job.epoch, job.stop);
     let cancelled = || shared.cancel.cancelled();
     let req = SegmentRequest {
         member: job.member,

@@ -179,12 +179,19 @@ impl Books {
                     stderr,
                 });
                 self.members[m].failures += 1;
+                let mut arrived = false;
                 if self.members[m].failures > def.trainable.max_failures {
                     let seq = if sync(def) { seg.stop } else { self.seq };
                     out.fatal = self.replace(def, m, seq, c).err();
+                    // The donor's state may already be at the round's boundary.
+                    arrived = sync(def) && self.members[m].step >= seg.stop;
                 }
-                self.record_row(m, c);
-                out.requeue = out.fatal.is_none();
+                if arrived {
+                    self.arrive(def, m, seg.stop, c, &mut out);
+                } else {
+                    self.record_row(m, c);
+                }
+                out.requeue = out.fatal.is_none() && !arrived && !self.members[m].done;
             }
         }
         if self.stop.is_none() {
@@ -219,9 +226,11 @@ impl Books {
         self.pop
             .record_iter(m, stop, trained.steps.iter().map(|s| s.score));
         if self.rows {
+            let epoch = self.members[m].decisions;
             c.steps
                 .extend(trained.steps.into_iter().map(|s| poptune_store::StepRow {
                     member: m,
+                    epoch,
                     step: s.step,
                     score: s.score,
                     metrics: s.metrics,
@@ -260,27 +269,42 @@ impl Books {
             }
             out.requeue = !self.members[m].done;
             self.record_row(m, c);
-        } else if self.round_over(stop) {
-            out.round_done = true;
-            if stop < def.stop.steps && def.policy.is_ready(stop) {
-                // Every unfinished member (this one too) changed with the round.
-                let events = self.book(def).sync_round(stop);
-                for e in &events {
-                    self.note_event(e);
-                }
-                c.events.extend(events);
-                if self.rows {
-                    c.members
-                        .extend(self.members.iter().filter(|r| !r.done).cloned());
-                }
-            } else {
-                self.record_row(m, c);
-            }
         } else {
-            self.record_row(m, c);
+            self.arrive(def, m, stop, c, out);
         }
         if self.stop.is_none() {
             self.stop = self.plateau(def);
+        }
+    }
+
+    /// Member `m` reached the boundary `stop` of a synchronous round: the last one to arrive
+    /// ends the round, whose members then all decide from the same snapshot.
+    fn arrive(
+        &mut self,
+        def: &ExperimentDef,
+        m: usize,
+        stop: u64,
+        c: &mut Commit,
+        out: &mut Settled,
+    ) {
+        if !self.round_over(stop) {
+            self.record_row(m, c);
+            return;
+        }
+        out.round_done = true;
+        if stop < def.stop.steps && def.policy.is_ready(stop) {
+            // Every unfinished member (this one too) changed with the round.
+            let events = self.book(def).sync_round(stop);
+            for e in &events {
+                self.note_event(e);
+            }
+            c.events.extend(events);
+            if self.rows {
+                c.members
+                    .extend(self.members.iter().filter(|r| !r.done).cloned());
+            }
+        } else {
+            self.record_row(m, c);
         }
     }
 
@@ -318,7 +342,14 @@ impl Books {
 
     fn note_event(&mut self, e: &poptune::Event) {
         self.seq += 1;
-        self.tally.exploits += u64::from(e.donor.is_some());
+        if e.donor.is_some() {
+            self.tally.exploits += 1;
+            // An exploit of a donor that trained every step makes its recipient done (only
+            // unfinished members decide or are replaced).
+            if self.members[e.recipient].done {
+                self.done += 1;
+            }
+        }
     }
 
     fn book<'a>(&'a mut self, def: &'a ExperimentDef) -> Book<'a> {
