@@ -261,6 +261,7 @@ fn compare(args: &CompareArgs) -> Result<(), CliError> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    poptune_cli::init_logging();
     // Nothing here writes to a child process: when the reader of stdout goes away
     // (`poptune-burn compare digits | head`, or poptune ending a `serve`), end quietly.
     // SAFETY: setting a signal's disposition to the default, before any thread starts.

@@ -11,6 +11,16 @@ pub mod report;
 pub mod signals;
 pub mod toy;
 
+/// Sends the libraries' log lines (a distributed worker's start, lost leases, faults;
+/// warnings) to stderr, timestamped. Call once, at the start of a binary.
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_max_level(tracing::Level::INFO)
+        .try_init();
+}
+
 /// A command's failure: a message and the exit code it maps to (2 for bad input, 1 for a
 /// failure while running).
 #[derive(Debug)]

@@ -36,13 +36,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Warnings and logs of the libraries, on stderr (RUST_LOG is not read: no filter crate).
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .with_max_level(tracing::Level::WARN)
-        .init();
+    poptune_cli::init_logging();
     if matches!(
         cli.command,
         Command::Toy(_) | Command::Status(_) | Command::Report(_) | Command::Export(_)

@@ -164,7 +164,8 @@ fn summary_line(metric: &str, p: &Progress) -> String {
 /// Plain lines on stderr: progress every [`LINE_EVERY`], and every fault and stop.
 pub struct LogLines {
     metric: String,
-    last: Mutex<Option<Instant>>,
+    /// When the last line was written, and the member-steps it said.
+    last: Mutex<Option<(Instant, u64)>>,
 }
 
 impl LogLines {
@@ -179,10 +180,12 @@ impl LogLines {
         match e {
             RunEvent::Progress(p) => {
                 let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
-                if last.is_some_and(|t| t.elapsed() < LINE_EVERY) && p.done < p.total {
+                let due = last.is_none_or(|(t, _)| t.elapsed() >= LINE_EVERY);
+                let end = p.done == p.total && last.is_none_or(|(_, done)| done != p.done);
+                if !(due || end) {
                     return;
                 }
-                *last = Some(Instant::now());
+                *last = Some((Instant::now(), p.done));
                 line(&format!(
                     "{}/{} member-steps ({:.0}%), {:.0} s; {}",
                     p.done,

@@ -106,7 +106,7 @@ pub fn work(
         .map_err(|e| RunError::io(format!("cannot create {}", logs.display()), e))?;
     let id = format!("{}-{}", host(), std::process::id());
     if !quiet {
-        eprintln!(
+        tracing::info!(
             "worker {id}: experiment `{name}`, {slots} slot{}, lease {:.0} s, checkpoints in {}",
             if slots == 1 { "" } else { "s" },
             lease.as_secs_f64(),
@@ -251,7 +251,7 @@ fn slot_loop(
             summary.lost_leases += 1;
             let _ = store.release(owner, m);
             if !quiet {
-                eprintln!(
+                tracing::warn!(
                     "{owner}: member {m}: the lease could not be renewed; its segment is stopped \
                      and discarded"
                 );
@@ -265,7 +265,9 @@ fn slot_loop(
                     let _ = ckpts.remove(&name);
                 }
                 if !quiet {
-                    eprintln!("{owner}: lost the lease on member {m}; its segment is discarded");
+                    tracing::warn!(
+                        "{owner}: lost the lease on member {m}; its segment is discarded"
+                    );
                 }
             }
             Ready::Done((forget, fault, fatal)) => {
@@ -275,7 +277,7 @@ fn slot_loop(
                 if let Some(f) = fault {
                     summary.faults += 1;
                     if !quiet {
-                        eprintln!("{owner}: member {m}: {} fault: {}", f.kind, f.message);
+                        tracing::warn!("{owner}: member {m}: {} fault: {}", f.kind, f.message);
                     }
                 } else {
                     summary.segments += 1;
