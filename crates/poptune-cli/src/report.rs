@@ -286,6 +286,12 @@ fn colour(i: usize) -> RGBColor {
     RGBColor(c.0, c.1, c.2)
 }
 
+/// Turns a plotters drawing error into an error of this crate, as its debug text.
+fn draw_err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> anyhow::Error {
+    anyhow!("{e:?}")
+}
+
+/// Fills the area white, draws one figure on it and presents it.
 fn draw_figure<DB: DrawingBackend>(
     root: DrawingArea<DB, Shift>,
     fig: Figure,
@@ -294,203 +300,244 @@ fn draw_figure<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("{e:?}");
-    root.fill(&WHITE).map_err(err)?;
-    let max_step = d.def.stop.steps as f64;
+    root.fill(&WHITE).map_err(draw_err)?;
     match fig {
-        Figure::Scores => {
-            let (lo, hi) = d
-                .steps
+        Figure::Scores => draw_scores(&root, d)?,
+        Figure::Hyperparameters => draw_hyperparameters(&root, d)?,
+        Figure::Lineage => draw_lineage(&root, d)?,
+    }
+    root.present().map_err(draw_err)?;
+    Ok(())
+}
+
+/// Draws every member's score by step, the best one thick, with a circle at each exploit.
+fn draw_scores<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    d: &FigureData<'_>,
+) -> Result<()> {
+    let max_step = d.def.stop.steps as f64;
+    let (lo, hi) = d
+        .steps
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| {
+            (a.min(s.score), b.max(s.score))
+        });
+    let pad = ((hi - lo) * 0.05).max(1e-9);
+    let mut chart = ChartBuilder::on(root)
+        .caption(
+            format!(
+                "{} of every member (circles: exploits, at the donor's score)",
+                d.def.metric
+            ),
+            ("sans-serif", 22),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..max_step, (lo - pad)..(hi + pad))
+        .map_err(draw_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("step")
+        .y_desc(d.def.metric.as_str())
+        .draw()
+        .map_err(draw_err)?;
+    for m in 0..d.def.population {
+        let pts: Vec<(f64, f64)> = d
+            .steps
+            .iter()
+            .filter(|s| s.member == m)
+            .map(|s| (s.step as f64, s.score))
+            .collect();
+        let width = if m == d.best { 3 } else { 1 };
+        chart
+            .draw_series(LineSeries::new(pts, colour(m).stroke_width(width)))
+            .map_err(draw_err)?;
+    }
+    chart
+        .draw_series(
+            d.events
                 .iter()
-                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| {
-                    (a.min(s.score), b.max(s.score))
-                });
-            let pad = ((hi - lo) * 0.05).max(1e-9);
-            let mut chart = ChartBuilder::on(&root)
-                .caption(
-                    format!(
-                        "{} of every member (circles: exploits, at the donor's score)",
-                        d.def.metric
-                    ),
-                    ("sans-serif", 22),
-                )
-                .margin(15)
-                .x_label_area_size(40)
-                .y_label_area_size(70)
-                .build_cartesian_2d(0.0..max_step, (lo - pad)..(hi + pad))
-                .map_err(err)?;
-            chart
-                .configure_mesh()
-                .x_desc("step")
-                .y_desc(d.def.metric.as_str())
-                .draw()
-                .map_err(err)?;
-            for m in 0..d.def.population {
-                let pts: Vec<(f64, f64)> = d
-                    .steps
-                    .iter()
-                    .filter(|s| s.member == m)
-                    .map(|s| (s.step as f64, s.score))
-                    .collect();
-                let width = if m == d.best { 3 } else { 1 };
-                chart
-                    .draw_series(LineSeries::new(pts, colour(m).stroke_width(width)))
-                    .map_err(err)?;
+                .filter(|e| e.donor.is_some())
+                .filter_map(|e| {
+                    e.donor_score
+                        .map(|s| Circle::new((e.step as f64, s), 4, colour(e.recipient).filled()))
+                }),
+        )
+        .map_err(draw_err)?;
+    Ok(())
+}
+
+/// Draws one panel per numeric hyperparameter of the space, stacked top to bottom.
+fn draw_hyperparameters<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    d: &FigureData<'_>,
+) -> Result<()> {
+    let params: Vec<(&str, &Param)> = d
+        .def
+        .space
+        .iter()
+        .filter(|(_, p)| !matches!(p, Param::Fixed { .. } | Param::Choice { .. }))
+        .collect();
+    let areas = root.split_evenly((params.len().max(1), 1));
+    for ((name, param), area) in params.iter().zip(areas.iter()) {
+        draw_hyperparameter(area, name, param, d)?;
+    }
+    Ok(())
+}
+
+/// Each member's value of one hyperparameter as a stepped line over its own step count.
+fn member_lines(
+    d: &FigureData<'_>,
+    value: impl Fn(&Hyperparams) -> Option<f64>,
+    max_step: f64,
+) -> Vec<Vec<(f64, f64)>> {
+    let mut lines: Vec<Vec<(f64, f64)>> = Vec::new();
+    for m in 0..d.def.population {
+        let mut h = d.initial[m].clone();
+        let mut pts = Vec::new();
+        let mut at = 0u64;
+        for e in d.events.iter().filter(|e| e.recipient == m) {
+            if let Some(v) = value(&h) {
+                pts.push((at as f64, v));
+                pts.push((e.step as f64, v));
             }
-            chart
-                .draw_series(
-                    d.events
-                        .iter()
-                        .filter(|e| e.donor.is_some())
-                        .filter_map(|e| {
-                            e.donor_score.map(|s| {
-                                Circle::new((e.step as f64, s), 4, colour(e.recipient).filled())
-                            })
-                        }),
-                )
-                .map_err(err)?;
+            h = e.new_h.clone();
+            // An exploit's recipient counts on from the donor's step.
+            at = e.donor_step;
         }
-        Figure::Hyperparameters => {
-            let params: Vec<(&str, &Param)> = d
-                .def
-                .space
-                .iter()
-                .filter(|(_, p)| !matches!(p, Param::Fixed { .. } | Param::Choice { .. }))
-                .collect();
-            let areas = root.split_evenly((params.len().max(1), 1));
-            for ((name, param), area) in params.iter().zip(areas.iter()) {
-                let log = matches!(
-                    param,
-                    Param::Float { log: true, .. } | Param::Int { log: true, .. }
-                );
-                let value = |h: &Hyperparams| {
-                    h.f64(name)
-                        .map(|v| if log { v.max(1e-300).log10() } else { v })
-                };
-                let mut lines: Vec<Vec<(f64, f64)>> = Vec::new();
-                let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-                for m in 0..d.def.population {
-                    let mut h = d.initial[m].clone();
-                    let mut pts = Vec::new();
-                    let mut at = 0u64;
-                    for e in d.events.iter().filter(|e| e.recipient == m) {
-                        if let Some(v) = value(&h) {
-                            pts.push((at as f64, v));
-                            pts.push((e.step as f64, v));
-                        }
-                        h = e.new_h.clone();
-                        // An exploit's recipient counts on from the donor's step.
-                        at = e.donor_step;
-                    }
-                    if let Some(v) = value(&h) {
-                        pts.push((at as f64, v));
-                        pts.push((max_step, v));
-                    }
-                    for p in &pts {
-                        lo = lo.min(p.1);
-                        hi = hi.max(p.1);
-                    }
-                    lines.push(pts);
-                }
-                // The best member's schedule, followed back through its donors: the
-                // hyperparameters that produced its final state, by steps of training.
-                let sched = schedule(d.initial, d.events, d.best, d.best_step);
-                let mut best_line = Vec::new();
-                for seg in &sched.segments {
-                    if let Some(v) = value(&seg.h) {
-                        best_line.push((seg.start as f64, v));
-                        best_line.push((seg.end as f64, v));
-                        lo = lo.min(v);
-                        hi = hi.max(v);
-                    }
-                }
-                if !lo.is_finite() {
-                    continue;
-                }
-                // The schedule counts the steps of the whole history, which an exploit of an
-                // older donor makes longer than the member's own count.
-                let x_max = sched
-                    .segments
-                    .iter()
-                    .map(|s| s.end as f64)
-                    .fold(max_step, f64::max);
-                let pad = ((hi - lo) * 0.05).max(1e-6);
-                let label = if log {
-                    format!("log10({name})")
-                } else {
-                    name.to_string()
-                };
-                let mut chart = ChartBuilder::on(area)
-                    .caption(
-                        format!(
-                            "{name} of every member (thin) and the schedule that made the best's final state, member {} (thick black)",
-                            d.best
-                        ),
-                        ("sans-serif", 18),
-                    )
-                    .margin(8)
-                    .x_label_area_size(30)
-                    .y_label_area_size(70)
-                    .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))
-                    .map_err(err)?;
-                chart
-                    .configure_mesh()
-                    .x_desc("step (thin: each member's own count; thick: steps of the best's history, as `poptune replay` retrains them)")
-                    .y_desc(label)
-                    .draw()
-                    .map_err(err)?;
-                for (m, pts) in lines.into_iter().enumerate() {
-                    chart
-                        .draw_series(LineSeries::new(pts, colour(m).stroke_width(1)))
-                        .map_err(err)?;
-                }
-                chart
-                    .draw_series(LineSeries::new(best_line, BLACK.stroke_width(3)))
-                    .map_err(err)?;
-            }
+        if let Some(v) = value(&h) {
+            pts.push((at as f64, v));
+            pts.push((max_step, v));
         }
-        Figure::Lineage => {
-            let (pieces, jumps, total) = lineage(d.events, d.best, d.best_step);
-            let mut chart = ChartBuilder::on(&root)
-                .caption(
-                    format!(
-                        "lineage of member {}: whose training its final state came from",
-                        d.best
-                    ),
-                    ("sans-serif", 20),
-                )
-                .margin(15)
-                .x_label_area_size(40)
-                .y_label_area_size(60)
-                .build_cartesian_2d(0.0..total.max(1.0), -0.5..(d.def.population as f64 - 0.5))
-                .map_err(err)?;
-            chart
-                .configure_mesh()
-                .x_desc(format!(
-                    "the {total} training steps behind its final state, oldest first (vertical lines: exploits)"
-                ))
-                .y_desc("member")
-                .draw()
-                .map_err(err)?;
-            for (m, a, b) in &pieces {
-                chart
-                    .draw_series(LineSeries::new(
-                        vec![(*a, *m as f64), (*b, *m as f64)],
-                        colour(*m).stroke_width(5),
-                    ))
-                    .map_err(err)?;
-            }
-            for (x, from, to) in &jumps {
-                chart
-                    .draw_series(LineSeries::new(
-                        vec![(*x, *from as f64), (*x, *to as f64)],
-                        BLACK.stroke_width(1),
-                    ))
-                    .map_err(err)?;
-            }
+        lines.push(pts);
+    }
+    lines
+}
+
+/// Draws one hyperparameter's panel: every member's value (thin) and the best's schedule (thick).
+fn draw_hyperparameter<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    name: &str,
+    param: &Param,
+    d: &FigureData<'_>,
+) -> Result<()> {
+    let max_step = d.def.stop.steps as f64;
+    let log = matches!(
+        param,
+        Param::Float { log: true, .. } | Param::Int { log: true, .. }
+    );
+    let value = |h: &Hyperparams| {
+        h.f64(name)
+            .map(|v| if log { v.max(1e-300).log10() } else { v })
+    };
+    let lines = member_lines(d, value, max_step);
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for p in lines.iter().flatten() {
+        lo = lo.min(p.1);
+        hi = hi.max(p.1);
+    }
+    // The best member's schedule, followed back through its donors: the
+    // hyperparameters that produced its final state, by steps of training.
+    let sched = schedule(d.initial, d.events, d.best, d.best_step);
+    let mut best_line = Vec::new();
+    for seg in &sched.segments {
+        if let Some(v) = value(&seg.h) {
+            best_line.push((seg.start as f64, v));
+            best_line.push((seg.end as f64, v));
+            lo = lo.min(v);
+            hi = hi.max(v);
         }
     }
-    root.present().map_err(err)?;
+    if !lo.is_finite() {
+        return Ok(());
+    }
+    // The schedule counts the steps of the whole history, which an exploit of an
+    // older donor makes longer than the member's own count.
+    let x_max = sched
+        .segments
+        .iter()
+        .map(|s| s.end as f64)
+        .fold(max_step, f64::max);
+    let pad = ((hi - lo) * 0.05).max(1e-6);
+    let label = if log {
+        format!("log10({name})")
+    } else {
+        name.to_string()
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            format!(
+                "{name} of every member (thin) and the schedule that made the best's final state, member {} (thick black)",
+                d.best
+            ),
+            ("sans-serif", 18),
+        )
+        .margin(8)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))
+        .map_err(draw_err)?;
+    chart
+        .configure_mesh()
+        .x_desc("step (thin: each member's own count; thick: steps of the best's history, as `poptune replay` retrains them)")
+        .y_desc(label)
+        .draw()
+        .map_err(draw_err)?;
+    for (m, pts) in lines.into_iter().enumerate() {
+        chart
+            .draw_series(LineSeries::new(pts, colour(m).stroke_width(1)))
+            .map_err(draw_err)?;
+    }
+    chart
+        .draw_series(LineSeries::new(best_line, BLACK.stroke_width(3)))
+        .map_err(draw_err)?;
+    Ok(())
+}
+
+/// Draws the best member's lineage: whose training each stretch of its final state came from.
+fn draw_lineage<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    d: &FigureData<'_>,
+) -> Result<()> {
+    let (pieces, jumps, total) = lineage(d.events, d.best, d.best_step);
+    let mut chart = ChartBuilder::on(root)
+        .caption(
+            format!(
+                "lineage of member {}: whose training its final state came from",
+                d.best
+            ),
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..total.max(1.0), -0.5..(d.def.population as f64 - 0.5))
+        .map_err(draw_err)?;
+    chart
+        .configure_mesh()
+        .x_desc(format!(
+            "the {total} training steps behind its final state, oldest first (vertical lines: exploits)"
+        ))
+        .y_desc("member")
+        .draw()
+        .map_err(draw_err)?;
+    for (m, a, b) in &pieces {
+        chart
+            .draw_series(LineSeries::new(
+                vec![(*a, *m as f64), (*b, *m as f64)],
+                colour(*m).stroke_width(5),
+            ))
+            .map_err(draw_err)?;
+    }
+    for (x, from, to) in &jumps {
+        chart
+            .draw_series(LineSeries::new(
+                vec![(*x, *from as f64), (*x, *to as f64)],
+                BLACK.stroke_width(1),
+            ))
+            .map_err(draw_err)?;
+    }
     Ok(())
 }
 
