@@ -14,8 +14,10 @@ pub mod toy;
 /// Sends the libraries' log lines (a distributed worker's start, lost leases, faults;
 /// warnings) to stderr, timestamped. Call once, at the start of a binary.
 pub fn init_logging() {
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .with_max_level(tracing::Level::INFO)
         .try_init();

@@ -426,6 +426,13 @@ fn faulty_trainables_do_not_stop_the_experiment() {
         let faults = store.faults().unwrap();
         assert_eq!(faults.len(), 1, "{kind}: {faults:?}");
         assert_eq!(faults[0].member, 1);
+        // The step that failed: the first one without an answer, inside the segment 6..=10
+        // (not its start, 5); at most step 7, where the trainable fails (a crash may lose
+        // the buffered answer to step 6).
+        assert!(
+            (6..=7).contains(&faults[0].step),
+            "{kind}: the fault names the step that failed: {faults:?}"
+        );
         let expected_kind = match kind {
             "garbage" => "protocol",
             "nan" => "non-finite",

@@ -193,60 +193,16 @@ fn slot_loop(
         } else {
             def.policy.next_stop(row.step, def.stop.steps)
         };
-        let watch = LeaseWatch::new(asked, lease);
         let m = row.id;
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let (beat, watch) = (&beat, &watch);
-        let (our_ckpt, outcome) = std::thread::scope(|s| {
-            // The heartbeat renews the lease every third of it until the segment is recorded
-            // (the channel closes) or the lease is lost. Training stops as soon as the lease
-            // is not known to be ours for a while longer, before another worker can claim it.
-            s.spawn(move || {
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    done_rx.recv_timeout(lease / 3)
-                {
-                    let sent = Instant::now();
-                    match beat.heartbeat(owner, m, lease) {
-                        Ok(true) => watch.renewed(sent),
-                        Ok(false) => {
-                            watch.lost();
-                            break;
-                        }
-                        // Tried again next time; if it keeps failing, the deadline stops the
-                        // segment.
-                        Err(_) => {}
-                    }
-                }
-            });
-            let cancel = || watch.at_risk();
-            let r = train(
-                &store,
-                def,
-                ckpts,
-                worker.as_mut(),
-                &row,
-                stop,
-                owner,
-                &cancel,
-            );
-            let our_ckpt = r.as_ref().ok().map(|t| t.checkpoint.name.clone());
-            let outcome = match r {
-                Err((f, _)) if f.kind == FaultKind::Cancelled => None,
-                r => Some(store.ready(owner, m, |view| {
-                    record(
-                        def,
-                        view,
-                        Finished {
-                            member: m,
-                            stop,
-                            outcome: r,
-                        },
-                    )
-                })),
-            };
-            drop(done_tx);
-            (our_ckpt, outcome)
-        });
+        let leased = Leased {
+            store: &store,
+            beat: &beat,
+            def,
+            ckpts,
+            owner,
+            lease,
+        };
+        let (our_ckpt, outcome) = leased.segment(worker.as_mut(), &row, stop, asked);
         let Some(outcome) = outcome else {
             summary.lost_leases += 1;
             let _ = store.release(owner, m);
@@ -291,6 +247,83 @@ fn slot_loop(
     }
     worker.finish();
     Ok(summary)
+}
+
+/// What a slot needs to train one claimed member under its lease.
+struct Leased<'a> {
+    store: &'a PostgresStore,
+    beat: &'a PostgresStore,
+    def: &'a ExperimentDef,
+    ckpts: &'a Checkpoints,
+    owner: &'a str,
+    lease: Duration,
+}
+
+/// A leased segment's end: the checkpoint it wrote, and the ready transaction's answer
+/// (`None`: the lease was at risk, the segment was stopped and nothing was recorded).
+type LeasedOutcome = (
+    Option<String>,
+    Option<Result<Ready<Recorded>, poptune_store::StoreError>>,
+);
+
+impl Leased<'_> {
+    /// Trains member `row` to `stop` while a heartbeat renews the lease claimed at `asked`,
+    /// then records the segment in a ready transaction.
+    fn segment(
+        &self,
+        worker: &mut dyn crate::pool::Worker,
+        row: &MemberRow,
+        stop: u64,
+        asked: Instant,
+    ) -> LeasedOutcome {
+        let (def, owner, lease, m) = (self.def, self.owner, self.lease, row.id);
+        let watch = LeaseWatch::new(asked, lease);
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let (beat, watch) = (self.beat, &watch);
+        std::thread::scope(|s| {
+            // The heartbeat renews the lease every third of it until the segment is recorded
+            // (the channel closes) or the lease is lost. Training stops as soon as the lease
+            // is not known to be ours for a while longer, before another worker can claim it.
+            s.spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    done_rx.recv_timeout(lease / 3)
+                {
+                    let sent = Instant::now();
+                    match beat.heartbeat(owner, m, lease) {
+                        Ok(true) => watch.renewed(sent),
+                        Ok(false) => {
+                            watch.lost();
+                            break;
+                        }
+                        // Tried again next time; if it keeps failing, the deadline stops the
+                        // segment.
+                        Err(_) => {}
+                    }
+                }
+            });
+            let cancel = || watch.at_risk();
+            let r = train(
+                self.store, def, self.ckpts, worker, row, stop, owner, &cancel,
+            );
+            let our_ckpt = r.as_ref().ok().map(|t| t.checkpoint.name.clone());
+            let outcome = match r {
+                Err((f, _)) if f.kind == FaultKind::Cancelled => None,
+                r => Some(self.store.ready(owner, m, |view| {
+                    record(
+                        def,
+                        view,
+                        Finished {
+                            member: m,
+                            stop,
+                            outcome: r,
+                        },
+                    )
+                })),
+            };
+            drop(done_tx);
+            (our_ckpt, outcome)
+        })
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

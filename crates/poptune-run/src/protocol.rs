@@ -170,53 +170,29 @@ impl Process {
             return Err(self.dead(format!("cannot write to the process: {e}"), 0));
         }
         let mut out = Vec::with_capacity(steps as usize);
+        let answer = self.read_answer(start_step, steps, timeout, cancel, &mut out, &mut on_step);
+        answer.map(|()| out)
+    }
+
+    /// Reads the answer to a `train` request into `out`: every step, then `saved`. A fault
+    /// names the step that failed: the one after those answered.
+    fn read_answer(
+        &mut self,
+        start_step: u64,
+        steps: u64,
+        timeout: Duration,
+        cancel: Option<&crate::pool::Cancel<'_>>,
+        out: &mut Vec<Step>,
+        on_step: &mut impl FnMut(&Step),
+    ) -> Result<(), Fault> {
         loop {
-            let line = match self.lines.read_line(timeout, cancel) {
-                ReadLine::Line(l) => l,
-                ReadLine::Cancelled => {
-                    return Err(Fault::new(
-                        FaultKind::Cancelled,
-                        format!("stopped after {} of {} steps", out.len(), steps),
-                    ))
-                }
-                ReadLine::Failed(e) => {
-                    return Err(self.dead(format!("reading its output failed: {e}"), out.len()))
-                }
-                ReadLine::Timeout => {
-                    return Err(Fault::new(
-                        FaultKind::Timeout,
-                        format!(
-                            "no answer within {:.1} s (step_timeout) after {} of {} steps",
-                            timeout.as_secs_f64(),
-                            out.len(),
-                            steps
-                        ),
-                    ))
-                }
-                ReadLine::Eof => {
-                    let done = out.len();
-                    return Err(self.dead(
-                        format!("the process ended after {done} of {steps} steps"),
-                        done,
-                    ));
-                }
-            };
-            let trimmed = line.trim();
-            if trimmed.is_empty() {
-                continue;
-            }
-            let msg: Json = serde_json::from_str(trimmed).map_err(|_| {
-                Fault::new(
-                    FaultKind::Protocol,
-                    format!(
-                        "stdout line is not JSON: {:?} (print logs to stderr, not stdout)",
-                        shorten(trimmed)
-                    ),
-                )
-            })?;
+            let at = start_step + out.len() as u64 + 1;
+            let (msg, raw) = self
+                .next_message(timeout, cancel, out.len(), steps)
+                .map_err(|f| f.at(at))?;
             match msg.get("type").and_then(Json::as_str) {
                 Some("step") => {
-                    let s = parse_step(&msg, start_step + out.len() as u64 + 1)?;
+                    let s = parse_step(&msg, at).map_err(|f| f.at(at))?;
                     if out.len() as u64 >= steps {
                         return Err(Fault::new(
                             FaultKind::Protocol,
@@ -234,28 +210,88 @@ impl Process {
                                 "said \"saved\" after {} of the {steps} steps asked for",
                                 out.len()
                             ),
-                        ));
+                        )
+                        .at(at));
                     }
                     self.segments += 1;
-                    return Ok(out);
+                    return Ok(());
                 }
                 Some("error") => {
                     let m = msg
                         .get("message")
                         .and_then(Json::as_str)
                         .unwrap_or("(no message)");
-                    return Err(Fault::new(FaultKind::Error, format!("the trainable reported: {m}")));
+                    return Err(Fault::new(
+                        FaultKind::Error,
+                        format!("the trainable reported: {m}"),
+                    )
+                    .at(at));
                 }
                 _ => {
                     return Err(Fault::new(
-                        FaultKind::Protocol,
+                            FaultKind::Protocol,
+                            format!(
+                                "unexpected message {:?}; expected {{\"type\": \"step\", ...}} or {{\"type\": \"saved\"}}",
+                                shorten(&raw)
+                            ),
+                        )
+                        .at(at));
+                }
+            }
+        }
+    }
+
+    /// The next non-empty line of the process's stdout, as JSON; `done` steps of `steps` are
+    /// answered so far (for messages).
+    fn next_message(
+        &mut self,
+        timeout: Duration,
+        cancel: Option<&crate::pool::Cancel<'_>>,
+        done: usize,
+        steps: u64,
+    ) -> Result<(Json, String), Fault> {
+        loop {
+            let line = match self.lines.read_line(timeout, cancel) {
+                ReadLine::Line(l) => l,
+                ReadLine::Cancelled => {
+                    return Err(Fault::new(
+                        FaultKind::Cancelled,
+                        format!("stopped after {done} of {steps} steps"),
+                    ))
+                }
+                ReadLine::Failed(e) => {
+                    return Err(self.dead(format!("reading its output failed: {e}"), done))
+                }
+                ReadLine::Timeout => {
+                    return Err(Fault::new(
+                        FaultKind::Timeout,
                         format!(
-                            "unexpected message {:?}; expected {{\"type\": \"step\", ...}} or {{\"type\": \"saved\"}}",
-                            shorten(trimmed)
+                            "no answer within {:.1} s (step_timeout) after {done} of {steps} steps",
+                            timeout.as_secs_f64(),
                         ),
                     ))
                 }
+                ReadLine::Eof => {
+                    return Err(self.dead(
+                        format!("the process ended after {done} of {steps} steps"),
+                        done,
+                    ));
+                }
+            };
+            let trimmed = line.trim();
+            if trimmed.is_empty() {
+                continue;
             }
+            let msg = serde_json::from_str(trimmed).map_err(|_| {
+                Fault::new(
+                    FaultKind::Protocol,
+                    format!(
+                        "stdout line is not JSON: {:?} (print logs to stderr, not stdout)",
+                        shorten(trimmed)
+                    ),
+                )
+            })?;
+            return Ok((msg, trimmed.to_string()));
         }
     }
 
