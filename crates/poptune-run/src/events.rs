@@ -2,7 +2,7 @@
 //! callback). Execution never draws; it reports events to an [`Observer`].
 
 use poptune::{Event, Hyperparams};
-use poptune_store::{FaultKind, RunStatus};
+use poptune_store::{Commit, FaultKind, RunStatus};
 
 /// A member as the live view lists it.
 #[derive(Clone, Debug, PartialEq)]
@@ -151,4 +151,27 @@ pub struct Quiet;
 
 impl Observer for Quiet {
     fn event(&self, _: &RunEvent) {}
+}
+
+/// Tells `observer` what a settled segment's commit holds: its faults, the replacement of a
+/// member that failed too often, and the lineage events.
+pub(crate) fn tell_settled(observer: &dyn Observer, c: &Commit) {
+    for f in &c.faults {
+        observer.event(&RunEvent::Fault {
+            member: f.member,
+            step: f.step,
+            kind: f.kind,
+            message: f.message.clone(),
+        });
+    }
+    for e in &c.events {
+        // An exploit settled with a fault is the replacement of the member that failed.
+        if let (Some(donor), false) = (e.donor, c.faults.is_empty()) {
+            observer.event(&RunEvent::Replaced {
+                member: e.recipient,
+                donor,
+            });
+        }
+        observer.event(&RunEvent::Lineage(e.clone()));
+    }
 }

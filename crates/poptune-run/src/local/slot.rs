@@ -6,7 +6,7 @@ use poptune::{Hyperparams, SyncMode};
 use poptune_store::{CheckpointRow, Commit};
 
 use super::{lock, progress, refill_round, Handoff, Shared, MAX_UNRECORDED};
-use crate::events::RunEvent;
+use crate::events::{tell_settled, RunEvent};
 use crate::fault::{Failure, Fault, FaultKind};
 use crate::pool::{SegmentRequest, Worker, Workers};
 use crate::settle::{time_is_up, Finished, Trained};
@@ -148,26 +148,8 @@ fn settle(
         elapsed,
         c,
     );
-    for f in &c.faults {
-        st.faults += 1;
-        shared.observer.event(&RunEvent::Fault {
-            member: f.member,
-            step: f.step,
-            kind: f.kind,
-            message: f.message.clone(),
-        });
-    }
-    for e in &c.events {
-        if !c.faults.is_empty() {
-            if let Some(donor) = e.donor {
-                shared.observer.event(&RunEvent::Replaced {
-                    member: e.recipient,
-                    donor,
-                });
-            }
-        }
-        shared.observer.event(&RunEvent::Lineage(e.clone()));
-    }
+    st.faults += c.faults.len() as u64;
+    tell_settled(shared.observer, c);
     if let Some(row) = c.checkpoints.first() {
         st.index.insert(row.name.clone(), row.clone());
     }

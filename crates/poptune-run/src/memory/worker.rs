@@ -6,11 +6,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use poptune::{ExperimentDef, MemberId, StepRecord, SyncMode, Trainable};
-use poptune_store::{CheckpointRow, Commit};
+use poptune_store::CheckpointRow;
 
 use super::State;
 use crate::cancel::Cancel;
-use crate::events::{Observer, RunEvent};
+use crate::events::{tell_settled, Observer, RunEvent};
 use crate::fault::{Failure, Fault, FaultKind};
 use crate::inprocess::panic_message;
 use crate::protocol::Step;
@@ -279,7 +279,7 @@ where
                 st.idle[m] = None;
             }
         }
-        self.note(&c);
+        tell_settled(self.observer, &c);
         // An exploit's recipient restores its donor's state as it was before this settle's
         // decisions (a synchronous round decides from one snapshot).
         let copies: Vec<(usize, Option<Arc<T::State>>)> = c
@@ -322,28 +322,5 @@ where
             .stop
             .max_seconds
             .map(|_| st.started.elapsed().as_secs_f64())
-    }
-
-    /// Tells the observer about a settle's faults and lineage events.
-    fn note(&self, c: &Commit) {
-        for f in &c.faults {
-            self.observer.event(&RunEvent::Fault {
-                member: f.member,
-                step: f.step,
-                kind: f.kind,
-                message: f.message.clone(),
-            });
-        }
-        for e in &c.events {
-            if !c.faults.is_empty() {
-                if let Some(donor) = e.donor {
-                    self.observer.event(&RunEvent::Replaced {
-                        member: e.recipient,
-                        donor,
-                    });
-                }
-            }
-            self.observer.event(&RunEvent::Lineage(e.clone()));
-        }
     }
 }
