@@ -369,7 +369,7 @@ fn train(
     let req = SegmentRequest {
         member: row.id,
         start: row.step,
-        steps: stop - row.step,
+        steps: stop.saturating_sub(row.step),
         h: &row.h,
         restore: restore.as_ref().map(|(p, n)| (p.as_path(), n.as_str())),
         checkpoint: (&tmp, &name),

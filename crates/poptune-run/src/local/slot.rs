@@ -195,7 +195,7 @@ fn train(shared: &Shared<'_>, worker: &mut dyn Worker, job: &Job) -> Result<Trai
     let req = SegmentRequest {
         member: job.member,
         start: job.start,
-        steps: job.stop - job.start,
+        steps: job.stop.saturating_sub(job.start),
         h: &job.h,
         restore: restore.as_ref().map(|(p, n)| (p.as_path(), *n)),
         checkpoint: (&tmp, &name),

@@ -168,7 +168,7 @@ where
             if let Some(state) = &job.restore {
                 t.restore(state);
             }
-            let mut steps = Vec::with_capacity((job.stop - job.start) as usize);
+            let mut steps = Vec::with_capacity(job.stop.saturating_sub(job.start) as usize);
             while at < job.stop {
                 let step = at + 1;
                 let metrics = t.step(&job.h).map_err(|e| {
