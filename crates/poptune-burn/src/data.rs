@@ -4,7 +4,6 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
@@ -59,7 +58,7 @@ pub enum Which {
 
 impl Which {
     /// Loads it.
-    pub fn load(self) -> Result<Arc<Dataset>> {
+    pub fn load(self) -> Result<Arc<Dataset>, DataError> {
         Ok(Arc::new(match self {
             Which::Digits => digits()?,
             Which::Mnist1d => mnist1d()?,
@@ -67,35 +66,46 @@ impl Which {
     }
 }
 
-fn parse(gz: &[u8], what: &str) -> Result<(Vec<f32>, Vec<i64>, usize)> {
+/// A compiled-in dataset that cannot be read (a damaged build).
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {what}")]
+pub struct DataError {
+    /// The dataset's file.
+    pub file: &'static str,
+    /// What is wrong.
+    pub what: String,
+}
+
+fn parse(gz: &[u8], file: &'static str) -> Result<(Vec<f32>, Vec<i64>, usize), DataError> {
+    let fail = |what: String| DataError { file, what };
     let mut text = String::new();
     flate2::read::GzDecoder::new(gz)
         .read_to_string(&mut text)
-        .with_context(|| format!("{what}: cannot decompress"))?;
+        .map_err(|e| fail(format!("cannot decompress: {e}")))?;
     let mut lines = text.lines();
-    let header = lines.next().ok_or_else(|| anyhow!("{what}: empty"))?;
+    let header = lines.next().ok_or_else(|| fail("empty".into()))?;
     let d = header.split(',').count() - 1;
     let (mut x, mut y) = (Vec::new(), Vec::new());
     for (i, line) in lines.enumerate() {
         let fields: Vec<&str> = line.split(',').collect();
         if fields.len() != d + 1 {
-            bail!(
-                "{what}: line {} has {} fields, expected {}",
+            return Err(fail(format!(
+                "line {} has {} fields, expected {}",
                 i + 2,
                 fields.len(),
                 d + 1
-            );
+            )));
         }
         for f in &fields[..d] {
             x.push(
                 f.parse::<f32>()
-                    .with_context(|| format!("{what}: line {}", i + 2))?,
+                    .map_err(|e| fail(format!("line {}: {e}", i + 2)))?,
             );
         }
         y.push(
             fields[d]
                 .parse::<i64>()
-                .with_context(|| format!("{what}: line {}", i + 2))?,
+                .map_err(|e| fail(format!("line {}: {e}", i + 2)))?,
         );
     }
     Ok((x, y, d))
@@ -108,7 +118,7 @@ fn shuffled(n: usize) -> Vec<usize> {
 }
 
 /// UCI digits: features scaled to [0, 1]; 1,197 train, 300 validation, 300 test.
-pub fn digits() -> Result<Dataset> {
+pub fn digits() -> Result<Dataset, DataError> {
     let (mut x, y, d) = parse(DIGITS, "digits.csv.gz")?;
     for v in &mut x {
         *v /= 16.0;
@@ -125,7 +135,7 @@ pub fn digits() -> Result<Dataset> {
 
 /// MNIST-1D: 3,500 train and 500 validation rows from the package's training split; its
 /// 1,000 test rows are the test set.
-pub fn mnist1d() -> Result<Dataset> {
+pub fn mnist1d() -> Result<Dataset, DataError> {
     let (x, y, d) = parse(MNIST1D, "mnist1d.csv.gz")?;
     let rows = shuffled(4000);
     let test: Vec<usize> = (4000..y.len()).collect();

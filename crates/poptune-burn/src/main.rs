@@ -5,8 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use poptune_burn::tasks::{self, Method, RunResult, Setup, Task};
-use poptune_cli::report::ReportArgs;
-use poptune_cli::CliError;
+use poptune_burn::BurnError;
 
 /// PBT on a CNN (MNIST-1D), an MLP (digits) and simulated annealing (TSP), in-process.
 #[derive(Parser, Debug)]
@@ -94,7 +93,7 @@ struct ServeArgs {
     seed: u64,
 }
 
-fn setup(task: Task, method: Method, seed: u64, shape: &Shape) -> Result<Setup, CliError> {
+fn setup(task: Task, method: Method, seed: u64, shape: &Shape) -> Result<Setup, BurnError> {
     let (p, s, i) = task.defaults();
     let setup = Setup {
         task,
@@ -107,9 +106,9 @@ fn setup(task: Task, method: Method, seed: u64, shape: &Shape) -> Result<Setup, 
         synchronous: shape.sync,
     };
     if setup.population == 0 || setup.steps == 0 || setup.interval == 0 || setup.slots == 0 {
-        return Err(CliError::usage(anyhow::anyhow!(
-            "--population, --steps, --interval and --slots must be at least 1"
-        )));
+        return Err(BurnError::Usage(
+            "--population, --steps, --interval and --slots must be at least 1".into(),
+        ));
     }
     Ok(setup)
 }
@@ -124,7 +123,7 @@ fn describe(r: &RunResult) -> String {
     }
 }
 
-fn tune(args: &TuneArgs) -> Result<(), CliError> {
+fn tune(args: &TuneArgs) -> Result<(), BurnError> {
     let setup = setup(args.task, args.method, args.seed, &args.shape)?;
     let dir = args
         .dir
@@ -139,10 +138,10 @@ fn tune(args: &TuneArgs) -> Result<(), CliError> {
         r.compute
     );
     if !args.quiet {
-        poptune_cli::report::run(&ReportArgs {
-            source: poptune_cli::commands::Source::dir(&dir),
-            out: None,
-        })?;
+        let (store, def) = poptune_run::local::open_dir(&dir)?;
+        let place = dir.display().to_string();
+        let files = poptune_view::report::write(&store, &def, &dir.join("report"), &place)?;
+        print!("{files}");
     }
     println!(
         "next: `poptune status {0}`, `poptune replay {0}`, `poptune export {0} --out best`",
@@ -158,11 +157,9 @@ fn mean_std(xs: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-fn compare(args: &CompareArgs) -> Result<(), CliError> {
+fn compare(args: &CompareArgs) -> Result<(), BurnError> {
     if args.seeds == 0 {
-        return Err(CliError::usage(anyhow::anyhow!(
-            "--seeds must be at least 1"
-        )));
+        return Err(BurnError::Usage("--seeds must be at least 1".into()));
     }
     let base = args.out.join(args.task.name());
     let mut rows = Vec::new();
@@ -252,16 +249,30 @@ fn compare(args: &CompareArgs) -> Result<(), CliError> {
     )?;
     println!("schedules: {}.png (.svg)", plot.display());
     let path = base.join("table.md");
-    std::fs::write(&path, &table)
-        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    std::fs::write(&path, &table).map_err(BurnError::io("cannot write", &path))?;
     print!("{table}");
     println!("\n(written to {})", path.display());
     Ok(())
 }
 
+/// An error and its causes, each said once.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    poptune_cli::init_logging();
+    poptune_view::init_logging();
     // Nothing here writes to a child process: when the reader of stdout goes away
     // (`poptune-burn compare digits | head`, or poptune ending a `serve`), end quietly.
     // SAFETY: setting a signal's disposition to the default, before any thread starts.
@@ -271,12 +282,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Tune(a) => tune(&a),
         Command::Compare(a) => compare(&a),
-        Command::Serve(a) => tasks::serve(a.task, a.seed).map_err(CliError::from),
+        Command::Serve(a) => tasks::serve(a.task, a.seed),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain(&e));
             ExitCode::from(e.exit_code())
         }
     }

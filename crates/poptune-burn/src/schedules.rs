@@ -3,27 +3,32 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
 use plotters::prelude::*;
 use poptune::lineage::schedule;
 use poptune_run::local as durable;
 use poptune_store::Store;
 
+use crate::error::BurnError;
+
+type Result<T> = std::result::Result<T, BurnError>;
+
 /// One line: the schedule of `param` of the best member of the experiment in `dir`.
 fn line(dir: &Path, param: &str) -> Result<Vec<(f64, f64)>> {
-    let (store, def) = durable::open_dir(dir).map_err(|e| anyhow!("{e}"))?;
+    let (store, def) = durable::open_dir(dir)?;
     let members = store.members()?;
-    let best = poptune_cli::inspect::best_member(&def, &members)
-        .map(|b| &members[b])
-        .ok_or_else(|| anyhow!("{}: no member has a score", dir.display()))?;
-    let initial = def.experiment().initial_hyperparams()?;
+    let best = poptune_store::best_member(def.mode, &members)
+        .and_then(|b| members.get(b))
+        .ok_or_else(|| BurnError::Missing(format!("{}: no member has a score", dir.display())))?;
+    let initial = def
+        .experiment()
+        .initial_hyperparams()
+        .map_err(|e| BurnError::Missing(format!("{}: {e}", dir.display())))?;
     let sched = schedule(&initial, &store.events()?, best.id, best.step);
     let mut pts = Vec::new();
     for seg in &sched.segments {
-        let v = seg
-            .h
-            .f64(param)
-            .ok_or_else(|| anyhow!("{}: no hyperparameter {param}", dir.display()))?;
+        let v = seg.h.f64(param).ok_or_else(|| {
+            BurnError::Missing(format!("{}: no hyperparameter {param}", dir.display()))
+        })?;
         pts.push((seg.start as f64, v.log10()));
         pts.push((seg.end as f64, v.log10()));
     }
@@ -33,7 +38,7 @@ fn line(dir: &Path, param: &str) -> Result<Vec<(f64, f64)>> {
 /// Draws `param` (log scale) of the best member of each run in `runs` (label, directory) into
 /// `out` (a PNG and an SVG beside it).
 pub fn plot(runs: &[(String, PathBuf)], param: &str, title: &str, out: &Path) -> Result<()> {
-    poptune_cli::plot::register_fonts();
+    poptune_view::fonts::register();
     let mut lines = Vec::new();
     for (label, dir) in runs {
         lines.push((label.clone(), line(dir, param)?));
@@ -44,7 +49,7 @@ pub fn plot(runs: &[(String, PathBuf)], param: &str, title: &str, out: &Path) ->
         (a.min(p.1), b.max(p.1))
     });
     if !lo.is_finite() {
-        return Err(anyhow!("no schedule to draw"));
+        return Err(BurnError::Missing("no schedule to draw".into()));
     }
     let pad = ((hi - lo) * 0.08).max(0.05);
     let frame = Frame {
@@ -60,14 +65,22 @@ pub fn plot(runs: &[(String, PathBuf)], param: &str, title: &str, out: &Path) ->
         &frame,
         &lines,
     )
-    .with_context(|| format!("cannot draw {}", png.display()))?;
+    .map_err(|e| drawing(e, &png))?;
     draw(
         SVGBackend::new(&svg, (1000, 500)).into_drawing_area(),
         &frame,
         &lines,
     )
-    .with_context(|| format!("cannot draw {}", svg.display()))?;
+    .map_err(|e| drawing(e, &svg))?;
     Ok(())
+}
+
+/// A drawing error, with the file it was drawing.
+fn drawing(e: BurnError, path: &Path) -> BurnError {
+    BurnError::View(poptune_view::ViewError::Draw(format!(
+        "{}: {e}",
+        path.display()
+    )))
 }
 
 struct Frame<'a> {
@@ -85,7 +98,9 @@ fn draw<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("{e:?}");
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| {
+        BurnError::View(poptune_view::ViewError::Draw(format!("{e:?}")))
+    };
     root.fill(&WHITE).map_err(err)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(f.title, ("sans-serif", 22))

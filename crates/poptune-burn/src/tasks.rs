@@ -7,15 +7,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{anyhow, Context};
 use clap::ValueEnum;
-use poptune_cli::CliError;
+use poptune::{
+    ExperimentDef, Exploit, Explore, InitialKind, Mode, Param, Policy, Space, StopRules, SyncMode,
+    TrainableDef, Variant,
+};
 use poptune_run::inprocess::{InProcess, Persist};
 use poptune_run::local::{self as durable, CKPT_DIR};
 use poptune_store::Store;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, Which};
+use crate::error::BurnError;
 use crate::model::{Classifier, Cnn1d, Mlp};
 use crate::trainer::{BurnTrainer, TrainerConfig};
 use crate::tsp::{Annealer, Instance};
@@ -64,7 +67,18 @@ impl Method {
         }
     }
 
-    fn variant_and_initial(self) -> (&'static str, &'static str) {
+    fn variant_and_initial(self) -> (Variant, InitialKind) {
+        match self {
+            Method::Pbt => (Variant::Pbt, InitialKind::Prior),
+            Method::ExploreOnly => (Variant::ExploreOnly, InitialKind::Prior),
+            Method::ExploitOnly => (Variant::ExploitOnly, InitialKind::Prior),
+            Method::Random => (Variant::Frozen, InitialKind::Prior),
+            Method::Grid => (Variant::Frozen, InitialKind::Grid),
+        }
+    }
+
+    /// The names the experiment file uses for the variant and the initial hyperparameters.
+    fn file_names(self) -> (&'static str, &'static str) {
         match self {
             Method::Pbt => ("pbt", "prior"),
             Method::ExploreOnly => ("explore-only", "prior"),
@@ -94,14 +108,29 @@ impl Task {
         }
     }
 
-    fn metric(self) -> (&'static str, &'static str) {
+    fn metric(self) -> (&'static str, Mode) {
         match self {
-            Task::Mnist1d | Task::Digits => ("val_accuracy", "max"),
-            Task::Tsp => ("tour_length", "min"),
+            Task::Mnist1d | Task::Digits => ("val_accuracy", Mode::Max),
+            Task::Tsp => ("tour_length", Mode::Min),
         }
     }
 
-    fn space(self) -> &'static str {
+    /// The search space (the experiment file's `[space]` is [`Task::space_toml`]).
+    pub fn space(self) -> Space {
+        match self {
+            Task::Mnist1d | Task::Digits => Space::new()
+                .with("lr", Param::log_float(0.001, 0.3))
+                .with("momentum", Param::float(0.5, 0.99))
+                .with("weight_decay", Param::log_float(1e-6, 1e-2))
+                .with("dropout", Param::float(0.0, 0.5))
+                .with("batch_size", Param::ordered([16i64, 32, 64, 128])),
+            Task::Tsp => Space::new()
+                .with("temperature", Param::log_float(1e-4, 0.3))
+                .with("two_opt", Param::float(0.0, 1.0)),
+        }
+    }
+
+    fn space_toml(self) -> &'static str {
         match self {
             Task::Mnist1d | Task::Digits => {
                 r#"[space.lr]
@@ -166,7 +195,8 @@ impl Setup {
     /// `poptune replay` and `poptune resume` start).
     pub fn experiment_toml(&self, exe: &Path) -> String {
         let (metric, mode) = self.task.metric();
-        let (variant, initial) = self.method.variant_and_initial();
+        let mode = if mode == Mode::Max { "max" } else { "min" };
+        let (variant, initial) = self.method.file_names();
         let command = serde_json::json!([
             exe.display().to_string(),
             "serve",
@@ -220,9 +250,53 @@ max_failures = 3
             } else {
                 "asynchronous"
             },
-            space = self.task.space(),
+            space = self.task.space_toml(),
             steps = self.steps,
         )
+    }
+
+    /// The definition [`Setup::experiment_toml`] states, for an experiment kept in `dir`.
+    pub fn definition(&self, exe: &Path, dir: &Path) -> ExperimentDef {
+        let (metric, mode) = self.task.metric();
+        let (variant, initial) = self.method.variant_and_initial();
+        let base = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        ExperimentDef {
+            name: format!("{}-{}-s{}", self.task.name(), self.method.name(), self.seed),
+            metric: metric.to_string(),
+            mode,
+            population: self.population,
+            seed: self.seed,
+            slots: self.slots,
+            initial,
+            directory: base.join("."),
+            policy: Policy {
+                interval: self.interval,
+                sync: if self.synchronous {
+                    SyncMode::Synchronous
+                } else {
+                    SyncMode::Asynchronous
+                },
+                variant,
+                exploit: Exploit::Truncation { fraction: 0.25 },
+                explore: Explore::perturb(vec![0.8, 1.2]),
+                ..Policy::default()
+            },
+            space: self.task.space(),
+            stop: StopRules::steps(self.steps),
+            trainable: TrainableDef {
+                command: vec![
+                    exe.display().to_string(),
+                    "serve".into(),
+                    self.task.name().into(),
+                    "--seed".into(),
+                    self.seed.to_string(),
+                ],
+                cwd: base,
+                step_timeout: 600.0,
+                max_failures: 3,
+                ..TrainableDef::default()
+            },
+        }
     }
 }
 
@@ -288,8 +362,8 @@ impl RunResult {
 }
 
 /// Runs (or continues) `setup` in `dir`, then evaluates the best member.
-pub fn tune(setup: &Setup, dir: &Path, quiet: bool) -> Result<RunResult, CliError> {
-    let exe = std::env::current_exe().context("cannot locate this program")?;
+pub fn tune(setup: &Setup, dir: &Path, quiet: bool) -> Result<RunResult, BurnError> {
+    let exe = std::env::current_exe().map_err(BurnError::io("cannot locate", "this program"))?;
     // Linux names a binary replaced (rebuilt) while it runs "PATH (deleted)"; the path itself
     // is what later commands must start.
     let exe = match exe.to_str().and_then(|s| s.strip_suffix(" (deleted)")) {
@@ -306,13 +380,13 @@ pub fn tune_with(
     dir: &Path,
     quiet: bool,
     exe: &Path,
-) -> Result<RunResult, CliError> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+) -> Result<RunResult, BurnError> {
+    std::fs::create_dir_all(dir).map_err(BurnError::io("cannot create", dir))?;
     let file = dir.join("experiment.toml");
     let text = setup.experiment_toml(exe);
-    let def = poptune_cli::config::parse(&file, &text).map_err(CliError::usage)?;
+    let def = setup.definition(exe, dir);
     let (store, resumed) = durable::create_or_open(&def)?;
-    std::fs::write(&file, &text).with_context(|| format!("cannot write {}", file.display()))?;
+    std::fs::write(&file, &text).map_err(BurnError::io("cannot write", &file))?;
     if !quiet {
         eprintln!(
             "{} {} with {} on {} members × {} steps, {} slots, in {}",
@@ -334,7 +408,7 @@ pub fn tune_with(
             } else {
                 Which::Digits
             };
-            let data = which.load().map_err(|e| anyhow!("{e:#}"))?;
+            let data = which.load()?;
             if setup.task == Task::Mnist1d {
                 let make = |m| cnn_trainer(Arc::clone(&data), member_seed(seed, m));
                 let workers = InProcess::new(make);
@@ -385,22 +459,22 @@ fn finish<T: Persist + Evaluate>(
     step_seconds: f64,
     make: impl Fn(usize) -> T,
     data: Option<&Dataset>,
-) -> Result<RunResult, CliError> {
+) -> Result<RunResult, BurnError> {
     let wall_seconds = began.elapsed().as_secs_f64();
     let (store, _) = durable::open_dir(dir)?;
     let members = store.members()?;
-    let best = poptune_cli::inspect::best_member(def, &members)
-        .map(|b| &members[b])
-        .ok_or_else(|| anyhow!("no member has a checkpoint yet"))?;
+    let best = poptune_store::best_member(def.mode, &members)
+        .and_then(|b| members.get(b))
+        .ok_or_else(|| BurnError::Missing("no member has a checkpoint yet".into()))?;
     let ckpt = best
         .checkpoint
         .as_ref()
         .map(|c| dir.join(CKPT_DIR).join(c))
-        .ok_or_else(|| anyhow!("the best member has no checkpoint"))?;
+        .ok_or_else(|| BurnError::Missing("the best member has no checkpoint".into()))?;
     let mut t = make(best.id);
     let state = t
         .load_state(&ckpt)
-        .with_context(|| format!("cannot load the best checkpoint {}", ckpt.display()))?;
+        .map_err(BurnError::io("cannot load the best checkpoint", &ckpt))?;
     t.restore(&state);
     let test_accuracy = data.map(|d| t.test_accuracy(d));
     let result = RunResult {
@@ -415,30 +489,33 @@ fn finish<T: Persist + Evaluate>(
         slots: setup.slots,
         compute: store.tally()?.map_or(0, |t| t.compute),
     };
-    let json = serde_json::to_string_pretty(&result)?;
-    std::fs::write(dir.join("result.json"), json)
-        .with_context(|| format!("cannot write {}", dir.join("result.json").display()))?;
+    let json = serde_json::to_string_pretty(&result).unwrap_or_default();
+    let path = dir.join("result.json");
+    std::fs::write(&path, json).map_err(BurnError::io("cannot write", &path))?;
     Ok(result)
 }
 
 /// Serves a task's trainable over the protocol on stdin/stdout (`docs/protocol.md`).
-pub fn serve(task: Task, seed: u64) -> anyhow::Result<()> {
+pub fn serve(task: Task, seed: u64) -> Result<(), BurnError> {
     match task {
         Task::Mnist1d => {
             let data = Which::Mnist1d.load()?;
             poptune_run::serve::serve_stdio(|m| {
                 cnn_trainer(Arc::clone(&data), member_seed(seed, m))
-            })?
+            })
+            .map_err(BurnError::io("cannot serve", "stdin/stdout"))?
         }
         Task::Digits => {
             let data = Which::Digits.load()?;
             poptune_run::serve::serve_stdio(|m| {
                 mlp_trainer(Arc::clone(&data), member_seed(seed, m))
-            })?
+            })
+            .map_err(BurnError::io("cannot serve", "stdin/stdout"))?
         }
         Task::Tsp => {
             let inst = tsp_instance();
-            poptune_run::serve::serve_stdio(|m| annealer(Arc::clone(&inst), member_seed(seed, m)))?
+            poptune_run::serve::serve_stdio(|m| annealer(Arc::clone(&inst), member_seed(seed, m)))
+                .map_err(BurnError::io("cannot serve", "stdin/stdout"))?
         }
     }
     Ok(())
@@ -461,14 +538,14 @@ fn run_here(
     store: poptune_store::SqliteStore,
     workers: &dyn poptune_run::pool::Workers,
     quiet: bool,
-) -> Result<durable::Summary, CliError> {
-    poptune_cli::signals::install();
-    let view = poptune_cli::progress::View::new(&def.metric, quiet);
-    let summary = durable::run(def, store, workers, &view, &poptune_cli::signals::STOP);
+) -> Result<durable::Summary, BurnError> {
+    poptune_run::signals::install();
+    let view = poptune_view::progress::View::new(&def.metric, quiet);
+    let summary = durable::run(def, store, workers, &view, &poptune_run::signals::STOP);
     view.finish();
     let summary = summary?;
     if summary.status == poptune_store::RunStatus::Interrupted {
-        return Err(CliError::interrupted());
+        return Err(BurnError::Interrupted);
     }
     Ok(summary)
 }

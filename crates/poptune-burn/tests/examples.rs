@@ -118,3 +118,36 @@ fn annealing_shortens_tours_and_pbt_exploits() {
     let (store, _) = durable::open_dir(tmp.path()).unwrap();
     assert!(store.events().unwrap().iter().any(|e| e.donor.is_some()));
 }
+
+/// The experiment file an example writes (for `poptune replay` and `poptune resume`) states
+/// the definition the example runs, for every task, method and mode.
+#[test]
+fn the_written_experiment_file_states_the_definition_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = tmp.path().join("poptune-burn");
+    std::fs::write(&exe, "").unwrap();
+    let mut perms = std::fs::metadata(&exe).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&exe, perms).unwrap();
+    for task in [Task::Mnist1d, Task::Digits, Task::Tsp] {
+        for method in Method::ALL {
+            for synchronous in [false, true] {
+                let s = setup(task, method, synchronous);
+                let dir = tmp
+                    .path()
+                    .join(format!("{task:?}-{method:?}-{synchronous}"));
+                std::fs::create_dir_all(&dir).unwrap();
+                let file = dir.join("experiment.toml");
+                let parsed = poptune_cli::config::parse(&file, &s.experiment_toml(&exe))
+                    .unwrap_or_else(|e| panic!("{task:?} {method:?}: {e}"));
+                let built = s.definition(&exe, &dir);
+                assert!(
+                    built.same_as(&parsed),
+                    "{task:?} {method:?} sync {synchronous}:\n built {}\nparsed {}",
+                    built.to_json(),
+                    parsed.to_json()
+                );
+            }
+        }
+    }
+}

@@ -13,8 +13,9 @@ pub use crate::inspect::{Opened, Source, StatusArgs};
 
 use crate::config;
 use crate::inspect::print_status;
-use crate::progress::View;
-use crate::{signals, CliError};
+use crate::CliError;
+use poptune_run::signals;
+use poptune_view::progress::View;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {

@@ -185,23 +185,6 @@ pub(crate) fn print_status(
     Ok(())
 }
 
-/// The best scored member (ties: the lower id), the one `status`, `replay` and `export` mean.
-pub fn best_member(
-    def: &config::ExperimentDef,
-    members: &[poptune_store::MemberRow],
-) -> Option<usize> {
-    members
-        .iter()
-        .filter(|m| m.score.is_some())
-        .max_by(|a, b| {
-            let k = |m: &poptune_store::MemberRow| {
-                m.score.map_or(f64::NEG_INFINITY, |s| def.mode.key(s))
-            };
-            k(a).total_cmp(&k(b)).then(b.id.cmp(&a.id))
-        })
-        .map(|m| m.id)
-}
-
 fn pick_member(
     def: &config::ExperimentDef,
     members: &[poptune_store::MemberRow],
@@ -213,7 +196,7 @@ fn pick_member(
             "--member {m}: the population has members 0 to {}",
             members.len().saturating_sub(1)
         ))),
-        None => best_member(def, members)
+        None => poptune_store::best_member(def.mode, members)
             .ok_or_else(|| CliError::usage(anyhow!("no member has a score yet"))),
     }
 }

@@ -1,27 +1,13 @@
-//! The `poptune` command's faces: arguments and subcommands, experiment files, the rendering
-//! of run events (live view and log lines), reports and plots. Execution is `poptune-run`'s.
+//! The `poptune` command's faces: arguments and subcommands, experiment files, the toy's
+//! figure. Execution is `poptune-run`'s; the live view and reports are `poptune-view`'s.
 
 pub mod commands;
 pub mod config;
 pub mod inspect;
 pub mod pg;
 pub mod plot;
-pub mod progress;
 pub mod report;
-pub mod signals;
 pub mod toy;
-
-/// Sends the libraries' log lines (a distributed worker's start, lost leases, faults;
-/// warnings) to stderr, timestamped. Call once, at the start of a binary.
-pub fn init_logging() {
-    use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .with_max_level(tracing::Level::INFO)
-        .try_init();
-}
 
 /// A command's failure: a message and the exit code it maps to (2 for bad input, 1 for a
 /// failure while running).

@@ -36,7 +36,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    poptune_cli::init_logging();
+    poptune_view::init_logging();
     if matches!(
         cli.command,
         Command::Toy(_) | Command::Status(_) | Command::Report(_) | Command::Export(_)

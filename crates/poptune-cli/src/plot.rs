@@ -1,28 +1,14 @@
 //! Figures, drawn with plotters: PNG through the embedded DejaVu Sans font, SVG as text.
 
 use std::path::{Path, PathBuf};
-use std::sync::Once;
 
 use anyhow::{anyhow, Result};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
-use plotters::style::{register_font, FontStyle};
 use poptune::toy::{q, ToyConfig, THETA_START};
 use poptune::{Baseline, Outcome};
-
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
-
-/// Makes "sans-serif" available to the bitmap backend, once.
-pub fn register_fonts() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        // The font is embedded and known to be valid; a failure would only lose the text.
-        let _ = register_font("sans-serif", FontStyle::Normal, FONT);
-        let _ = register_font("sans-serif", FontStyle::Bold, FONT);
-    });
-}
 
 const OPTIMUM: RGBColor = RGBColor(30, 120, 30);
 const MEMBER_COLOURS: [RGBColor; 2] = [RGBColor(0, 0, 0), RGBColor(215, 25, 28)];
@@ -293,7 +279,7 @@ pub fn toy_figure(
     runs: &[(Baseline, Outcome<[f64; 2]>)],
     seed: u64,
 ) -> Result<Vec<PathBuf>> {
-    register_fonts();
+    poptune_view::fonts::register();
     let heading = format!(
         "PBT toy: Q = 1.2 − (θ0² + θ1²), η = {}, {} steps, ready every {} (seed {seed}; lighter is higher Q)",
         cfg.eta, cfg.steps, cfg.interval

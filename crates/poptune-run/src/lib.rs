@@ -31,6 +31,7 @@ pub mod pool;
 pub mod protocol;
 pub mod serve;
 pub mod settle;
+pub mod signals;
 pub mod toy;
 
 pub use cancel::{Cancel, NoCancel};

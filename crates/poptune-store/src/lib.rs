@@ -119,6 +119,16 @@ impl MemberRow {
     }
 }
 
+/// The member with the best score in `mode` (ties go to the lower id), `None` while no member
+/// has a score.
+pub fn best_member(mode: poptune::Mode, members: &[MemberRow]) -> Option<usize> {
+    members
+        .iter()
+        .filter_map(|m| m.score.map(|s| (m.id, mode.key(s))))
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+        .map(|(id, _)| id)
+}
+
 /// One recorded step.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StepRow {
@@ -238,4 +248,31 @@ pub trait Store: Send {
     /// The experiment's running totals, if a commit recorded them (stores written by
     /// releases before they existed have none).
     fn tally(&self) -> Result<Option<Tally>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scored(id: usize, score: Option<f64>) -> MemberRow {
+        MemberRow {
+            score,
+            ..MemberRow::new(id, Hyperparams::new())
+        }
+    }
+
+    #[test]
+    fn the_best_member_follows_the_mode_and_ties_go_to_the_lower_id() {
+        let members = vec![
+            scored(0, Some(2.0)),
+            scored(1, None),
+            scored(2, Some(5.0)),
+            scored(3, Some(-1.0)),
+            scored(4, Some(5.0)),
+        ];
+        assert_eq!(best_member(poptune::Mode::Max, &members), Some(2));
+        assert_eq!(best_member(poptune::Mode::Min, &members), Some(3));
+        assert_eq!(best_member(poptune::Mode::Max, &[scored(0, None)]), None);
+        assert_eq!(best_member(poptune::Mode::Min, &[]), None);
+    }
 }
