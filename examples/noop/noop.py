@@ -23,6 +23,7 @@ FAULT_STEP = int(os.environ.get("POPTUNE_NOOP_FAULT_STEP", "7"))
 FAULT_TIMES = int(os.environ.get("POPTUNE_NOOP_FAULT_TIMES", "1"))
 FAULT_COUNTER = os.environ.get("POPTUNE_NOOP_FAULT_COUNTER", "")
 LOG = os.environ.get("POPTUNE_NOOP_LOG", "")
+CHATTY = os.environ.get("POPTUNE_NOOP_CHATTY", "") == "1"
 WORKER = os.environ.get("POPTUNE_WORKER", "-")
 
 
@@ -52,6 +53,8 @@ class NoOp(pt.Trainable):
         start = time.time()
         if SLEEP:
             time.sleep(SLEEP)
+        if CHATTY:
+            print("noop: member %d step %d" % (self.member, self.steps), file=sys.stderr, flush=True)
         if LOG:
             with open(LOG, "a") as f:
                 f.write("%d %d %s %.6f %.6f\n" % (self.member, self.steps, WORKER, start, time.time()))

@@ -385,7 +385,8 @@ pub fn tune_with(
     let file = dir.join("experiment.toml");
     let text = setup.experiment_toml(exe);
     let def = setup.definition(exe, dir);
-    let (store, resumed) = durable::create_or_open(&def)?;
+    let (store, opened) = durable::create_or_open(&def)?;
+    let resumed = opened.existed();
     std::fs::write(&file, &text).map_err(BurnError::io("cannot write", &file))?;
     if !quiet {
         eprintln!(

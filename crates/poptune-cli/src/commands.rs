@@ -161,14 +161,23 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
             });
         }
     }
-    let (store, resumed) = durable::create_or_open(&def)?;
+    let (store, opened) = durable::create_or_open(&def)?;
+    let resumed = opened.existed();
     let (status, _) = store.status()?;
-    if resumed && status == RunStatus::Finished {
+    if opened == durable::Opened::Same && status == RunStatus::Finished {
+        durable::tidy(&def.directory, &store)?;
         println!(
-            "experiment {} has already finished; nothing to do",
+            "experiment {} has already finished; nothing to do (to train it for longer, raise \
+             `steps` in its [stop] table and run it again)",
             def.directory.display()
         );
         return print_status(&store, &def, &def.directory.display().to_string(), true);
+    }
+    if opened == durable::Opened::NewStopRules {
+        eprintln!(
+            "the stop rules changed: steps {}; the experiment trains on to them",
+            def.stop.steps
+        );
     }
     durable::check_not_running(&def.directory)?;
     eprintln!(
@@ -205,6 +214,7 @@ pub fn resume(args: &ResumeArgs) -> Result<(), CliError> {
     let (store, def) = durable::open_dir(&args.dir)?;
     let (status, _) = store.status()?;
     if status == RunStatus::Finished {
+        durable::tidy(&def.directory, &store)?;
         println!("experiment {} has already finished", args.dir.display());
         return print_status(&store, &def, &args.dir.display().to_string(), true);
     }

@@ -387,7 +387,7 @@ fn a_second_run_of_a_running_experiment_is_refused() {
 fn faulty(kind: &str, times: u32, dir: &Path) -> (PathBuf, Output) {
     let counter = dir.join("fault-counter");
     let env = format!(
-        "env = {{ POPTUNE_NOOP_FAULT = \"{kind}\", POPTUNE_NOOP_FAULT_MEMBER = \"1\", POPTUNE_NOOP_FAULT_STEP = \"7\", POPTUNE_NOOP_FAULT_TIMES = \"{times}\", POPTUNE_NOOP_FAULT_COUNTER = \"{}\" }}",
+        "env = {{ POPTUNE_NOOP_CHATTY = \"1\", POPTUNE_NOOP_FAULT = \"{kind}\", POPTUNE_NOOP_FAULT_MEMBER = \"1\", POPTUNE_NOOP_FAULT_STEP = \"7\", POPTUNE_NOOP_FAULT_TIMES = \"{times}\", POPTUNE_NOOP_FAULT_COUNTER = \"{}\" }}",
         counter.display()
     );
     // Only the hang waits for the timeout; the others get a generous one (tests run in
@@ -446,10 +446,66 @@ fn faulty_trainables_do_not_stop_the_experiment() {
                 "{faults:?}"
             );
         }
+        // The fault carries its own segment's stderr: member 1's steps, not the lines of
+        // the segments the slot's process trained before (every step says its member).
+        let said: Vec<&str> = faults[0]
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("noop: member"))
+            .collect();
+        assert!(!said.is_empty(), "{kind}: {faults:?}");
+        assert!(
+            said.iter().all(|l| l.starts_with("noop: member 1 step")),
+            "{kind}: another segment's output in the fault: {said:?}"
+        );
         assert_eq!(store.steps().unwrap().len(), 6 * 30, "{kind}");
         assert_eq!(store.status().unwrap().0, RunStatus::Finished);
         assert!(dir.path().join("exp/logs/slot-0.stderr.log").exists());
     }
+}
+
+#[test]
+fn a_trainable_that_fails_at_every_start_fails_the_run_early_with_its_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = experiment(dir.path(), "asynchronous", "");
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        &format!(
+            "command = [\"python3\", \"{}\"]",
+            root().join("examples/noop/noop.py").display()
+        ),
+        "command = [\"python3\", \"-c\", \"import no_such_module_here\"]",
+    );
+    std::fs::write(&file, text).unwrap();
+    let out = poptune()
+        .arg("run")
+        .arg(&file)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("no member has trained"), "{err}");
+    assert!(
+        err.contains("No module named 'no_such_module_here'"),
+        "the error quotes the trainable's stderr: {err}"
+    );
+    let store = SqliteStore::open(&dir.path().join("exp/experiment.db")).unwrap();
+    // max_failures = 2: it gives up at the third fault (the other slot's segment under way
+    // may add one), not after every member's retries and replacements.
+    let faults = store.faults().unwrap();
+    assert!((3..=4).contains(&faults.len()), "{faults:?}");
+    match store.status().unwrap().0 {
+        RunStatus::Failed(why) => assert!(why.contains("No module named"), "{why}"),
+        other => panic!("recorded as {other:?}, not failed"),
+    }
+    let status = poptune()
+        .arg("status")
+        .arg(dir.path().join("exp"))
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(shown.contains("failed"), "{shown}");
+    assert!(!shown.contains("interrupted"), "{shown}");
 }
 
 #[test]

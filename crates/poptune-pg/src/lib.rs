@@ -361,6 +361,12 @@ pub(crate) fn write_commit(
             &[&exp, &s.to_string()],
         )?;
     }
+    if let Some(d) = &c.definition {
+        tx.execute(
+            "UPDATE poptune_experiments SET definition = $2 WHERE name = $1",
+            &[&exp, d],
+        )?;
+    }
     if let Some(t) = &c.tally {
         tx.execute(
             "UPDATE poptune_experiments SET tally = $2 WHERE name = $1",

@@ -51,6 +51,8 @@ pub struct Process {
     stdin: Option<ChildStdin>,
     lines: LineReader,
     log: PathBuf,
+    /// The log's length when the current segment began (the process's start, for its first).
+    segment_log_start: u64,
     /// Segments it has trained.
     pub segments: u64,
 }
@@ -68,6 +70,7 @@ impl Process {
                     format!("cannot open {}: {e}", log.display()),
                 )
             })?;
+        let log_start = err_file.metadata().map_or(0, |m| m.len());
         let Some((program, args)) = def.command.split_first() else {
             return Err(Fault::new(
                 FaultKind::Spawn,
@@ -111,6 +114,7 @@ impl Process {
                 start: 0,
             },
             log: log.to_path_buf(),
+            segment_log_start: log_start,
             segments: 0,
         })
     }
@@ -121,9 +125,11 @@ impl Process {
         matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// The last part of the process's stderr log.
+    /// The end of what the process wrote to stderr during its current (or last) segment; for
+    /// its first segment, since it started. Earlier output in the shared log (other segments,
+    /// an earlier run's) is not part of it.
     pub fn stderr_tail(&self) -> String {
-        tail(&self.log, 4000)
+        tail_from(&self.log, self.segment_log_start, 4000)
     }
 
     /// Trains one segment: `steps` steps from `start_step`, restoring `restore` first (or
@@ -142,6 +148,9 @@ impl Process {
         cancel: Option<&crate::pool::Cancel<'_>>,
         mut on_step: impl FnMut(&Step),
     ) -> Result<Vec<Step>, Fault> {
+        if self.segments > 0 {
+            self.segment_log_start = std::fs::metadata(&self.log).map_or(0, |m| m.len());
+        }
         let req = TrainRequest {
             kind: "train",
             protocol: PROTOCOL,
@@ -515,11 +524,16 @@ fn parse_step(msg: &Json, expected: u64) -> Result<Step, Fault> {
 
 /// The last `n` bytes of a file, as text.
 pub fn tail(path: &Path, n: u64) -> String {
+    tail_from(path, 0, n)
+}
+
+/// The last `n` bytes of a file after its first `from`, as text.
+pub fn tail_from(path: &Path, from: u64, n: u64) -> String {
     let Ok(mut f) = File::open(path) else {
         return String::new();
     };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(n)));
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(n).max(from.min(len))));
     let mut buf = Vec::new();
     let _ = f.read_to_end(&mut buf);
     String::from_utf8_lossy(&buf).into_owned()

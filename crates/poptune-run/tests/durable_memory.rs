@@ -121,3 +121,111 @@ fn a_library_run_in_a_directory_is_cancelled_and_continued() {
         .unwrap_err();
     assert!(err.is_usage(), "{err}");
 }
+
+fn quadratic(steps: u64) -> Experiment {
+    Experiment::new(Space::new().with("lr", Param::log_float(1e-4, 0.4)))
+        .population(6)
+        .steps(steps)
+        .workers(2)
+        .seed(11)
+}
+
+/// The checkpoint folder's entries (without `.tmp`), and the index's names.
+fn folder_and_index(dir: &Path) -> (Vec<String>, Vec<String>) {
+    let mut folder: Vec<String> = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".tmp")
+        .collect();
+    folder.sort();
+    let store = SqliteStore::open(&dir.join("experiment.db")).unwrap();
+    let mut index: Vec<String> = store
+        .checkpoints()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    index.sort();
+    (folder, index)
+}
+
+#[test]
+fn a_finished_experiment_trains_for_longer_when_only_its_stop_rules_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("q");
+    let make = |_member| Quadratic { x: 0.0 };
+    let first = quadratic(20)
+        .run_in("q", &dir, make, &Quiet, &NoCancel)
+        .unwrap();
+    assert_eq!(first.status, RunStatus::Finished);
+    let longer = quadratic(30)
+        .run_in("q", &dir, make, &Quiet, &NoCancel)
+        .unwrap();
+    assert_eq!(longer.status, RunStatus::Finished);
+    let (store, def) = poptune_run::local::open_dir(&dir).unwrap();
+    assert_eq!(def.stop.steps, 30, "the new stop rules are stored");
+    assert!(store
+        .members()
+        .unwrap()
+        .iter()
+        .all(|m| m.step == 30 && m.done));
+    // Every member's steps 1..=30 in its epochs, none twice.
+    let mut keys: Vec<(usize, u64, u64)> = store
+        .steps()
+        .unwrap()
+        .iter()
+        .map(|r| (r.member, r.epoch, r.step))
+        .collect();
+    let n = keys.len();
+    keys.dedup();
+    assert_eq!(keys.len(), n);
+    assert!(store.steps().unwrap().iter().any(|r| r.step > 20));
+    drop(store);
+    // Any other change is still a different experiment.
+    let other = quadratic(30)
+        .population(7)
+        .run_in("q", &dir, make, &Quiet, &NoCancel);
+    assert!(
+        matches!(&other, Err(e) if e.is_usage()),
+        "{:?}",
+        other.map(|s| s.status)
+    );
+}
+
+#[test]
+fn a_finished_run_leaves_only_the_checkpoints_its_index_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("q");
+    quadratic(40)
+        .run_in("q", &dir, |_| Quadratic { x: 0.0 }, &Quiet, &NoCancel)
+        .unwrap();
+    let (folder, index) = folder_and_index(&dir);
+    assert_eq!(folder, index);
+    let tmp_left: Vec<_> = std::fs::read_dir(dir.join("checkpoints/.tmp"))
+        .unwrap()
+        .collect();
+    assert!(tmp_left.is_empty(), "{tmp_left:?}");
+}
+
+#[test]
+fn tidy_clears_what_a_killed_run_left_in_a_finished_experiment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("q");
+    quadratic(20)
+        .run_in("q", &dir, |_| Quadratic { x: 0.0 }, &Quiet, &NoCancel)
+        .unwrap();
+    let (_, index) = folder_and_index(&dir);
+    // A superseded checkpoint the index forgot but a kill kept from being deleted, and a
+    // half-emptied spare.
+    let orphan = dir.join("checkpoints/m0000-e0000-s00000005");
+    std::fs::create_dir_all(&orphan).unwrap();
+    std::fs::write(orphan.join("x"), "1").unwrap();
+    let spare = dir.join("checkpoints/.tmp/spare-1-2");
+    std::fs::create_dir_all(&spare).unwrap();
+    std::fs::write(spare.join("half"), "1").unwrap();
+    let store = SqliteStore::open(&dir.join("experiment.db")).unwrap();
+    poptune_run::local::tidy(&dir, &store).unwrap();
+    let (folder, after) = folder_and_index(&dir);
+    assert_eq!((folder, after), (index.clone(), index));
+    assert!(!spare.exists() && !orphan.exists());
+}

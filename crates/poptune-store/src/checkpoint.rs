@@ -213,24 +213,39 @@ impl Checkpoints {
     /// Deletes checkpoint `name`'s contents and keeps its emptied directory for
     /// [`Checkpoints::tmp_dir`] (or deletes it, when enough are kept).
     pub fn recycle(&self, name: &str) -> Result<(), StoreError> {
-        let full = self.spare.lock().unwrap_or_else(|e| e.into_inner()).len() >= SPARE;
-        if full {
-            return self.remove(name);
+        match self.retire(name)? {
+            Some(dir) => self.empty_retired(&dir),
+            None => Ok(()),
         }
+    }
+
+    /// Takes checkpoint `name` out of the checkpoint namespace at once (one rename into
+    /// `.tmp/`), so that the folder holds only what the index names; its files are deleted
+    /// later by [`Checkpoints::empty_retired`], or by the next run's [`Checkpoints::clean_tmp`].
+    /// Returns where it went (`None` if it was gone already).
+    pub fn retire(&self, name: &str) -> Result<Option<PathBuf>, StoreError> {
         let dir = self.root.join(name);
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let spare = self
+        let retired = self
             .root
             .join(".tmp")
             .join(format!("spare-{}-{n}", std::process::id()));
-        // Out of the checkpoint namespace first, so a half-emptied checkpoint never exists.
-        match fs::rename(&dir, &spare) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(io_err(&dir, e)),
+        match fs::rename(&dir, &retired) {
+            Ok(()) => Ok(Some(retired)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err(&dir, e)),
         }
-        for entry in fs::read_dir(&spare).map_err(|e| io_err(&spare, e))? {
-            let entry = entry.map_err(|e| io_err(&spare, e))?;
+    }
+
+    /// Deletes the files of a directory [`Checkpoints::retire`] moved, and keeps the emptied
+    /// directory for [`Checkpoints::tmp_dir`] (or deletes it, when enough are kept).
+    pub fn empty_retired(&self, dir: &Path) -> Result<(), StoreError> {
+        let full = self.spare.lock().unwrap_or_else(|e| e.into_inner()).len() >= SPARE;
+        if full {
+            return fs::remove_dir_all(dir).map_err(|e| io_err(dir, e));
+        }
+        for entry in fs::read_dir(dir).map_err(|e| io_err(dir, e))? {
+            let entry = entry.map_err(|e| io_err(dir, e))?;
             let path = entry.path();
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
             let removed = if is_dir {
@@ -243,8 +258,17 @@ impl Checkpoints {
         self.spare
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(spare);
+            .push(dir.to_path_buf());
         Ok(())
+    }
+
+    /// Removes the emptied directories kept for reuse (at the end of a run: each is one
+    /// `rmdir`), leaving `.tmp/` with what was not emptied yet.
+    pub fn drop_spares(&self) {
+        let spares = std::mem::take(&mut *self.spare.lock().unwrap_or_else(|e| e.into_inner()));
+        for dir in spares {
+            let _ = fs::remove_dir(&dir);
+        }
     }
 
     /// Deletes checkpoint `name`.

@@ -25,6 +25,16 @@ fn ckpt(name: &str, member: usize, step: u64) -> CheckpointRow {
 /// time it is called, freshly opened. Panics on the first broken promise.
 pub fn check(name: &str, open: &mut dyn FnMut() -> Box<dyn Store>) {
     let mut s = open();
+    create(name, s.as_mut());
+    let (c, event, m0) = first_segment(s.as_mut());
+    drop(s);
+    let mut s = open();
+    reads_back(s.as_ref(), &c, &event, &m0);
+    later_commits(s.as_mut(), &event);
+    redefined(name, s.as_mut());
+}
+
+fn create(name: &str, s: &mut dyn Store) {
     assert!(
         s.definition().unwrap().is_none(),
         "a new store holds no experiment"
@@ -39,7 +49,12 @@ pub fn check(name: &str, open: &mut dyn FnMut() -> Box<dyn Store>) {
     );
     assert_eq!(s.members().unwrap(), vec![member(0), member(1), member(2)]);
     assert_eq!(s.status().unwrap(), (RunStatus::Running, 0.0));
+}
 
+/// A segment: steps (one metric NaN), a checkpoint, the member, an exploit, a fault; then a
+/// commit that records the same steps again, refused, and one that records them in a later
+/// epoch. Returns the first commit, its event and its member.
+fn first_segment(s: &mut dyn Store) -> (Commit, Event, MemberRow) {
     // A segment: steps (one metric NaN), a checkpoint, the member, an exploit, a fault.
     let mut m0 = member(0);
     m0.step = 5;
@@ -110,10 +125,12 @@ pub fn check(name: &str, open: &mut dyn FnMut() -> Box<dyn Store>) {
         ..Commit::default()
     };
     s.commit(&again_later).unwrap();
+    (c, event, m0)
+}
 
-    drop(s);
-    let mut s = open();
-    assert_eq!(s.members().unwrap()[0], m0);
+/// What [`first_segment`] committed reads back from a freshly opened store.
+fn reads_back(s: &dyn Store, c: &Commit, event: &Event, m0: &MemberRow) {
+    assert_eq!(&s.members().unwrap()[0], m0);
     let all = s.steps().unwrap();
     let order: Vec<(u64, u64)> = all.iter().map(|r| (r.epoch, r.step)).collect();
     assert_eq!(
@@ -138,7 +155,10 @@ pub fn check(name: &str, open: &mut dyn FnMut() -> Box<dyn Store>) {
     assert_eq!(s.status().unwrap(), (RunStatus::Running, 1.5));
 
     assert_eq!(s.tally().unwrap(), None, "the refused commit left no tally");
+}
 
+/// Events keep their order; forgetting checkpoints; status, tally and running time.
+fn later_commits(s: &mut dyn Store, event: &Event) {
     // Events keep their order; forgetting checkpoints; status, tally and running time.
     let tally = Tally {
         best: Some((0.5, 5)),
@@ -179,4 +199,22 @@ pub fn check(name: &str, open: &mut dyn FnMut() -> Box<dyn Store>) {
     assert_eq!(s.checkpoints().unwrap().len(), 1);
     assert_eq!(s.status().unwrap(), (RunStatus::Finished, 3.5));
     assert_eq!(s.tally().unwrap(), Some(tally));
+}
+
+/// A commit with a new definition (a run that changed the stop rules) replaces the stored
+/// one, and nothing else.
+fn redefined(name: &str, s: &mut dyn Store) {
+    let members = s.members().unwrap();
+    s.commit(&Commit {
+        definition: Some("{\"a\": 2}".into()),
+        status: Some(RunStatus::Running),
+        ..Commit::default()
+    })
+    .unwrap();
+    assert_eq!(
+        s.definition().unwrap(),
+        Some((name.to_string(), "{\"a\": 2}".into()))
+    );
+    assert_eq!(s.members().unwrap(), members);
+    assert_eq!(s.status().unwrap().0, RunStatus::Running);
 }

@@ -197,6 +197,8 @@ pub struct Commit {
     pub status: Option<RunStatus>,
     /// The experiment's running totals after this commit, if they change.
     pub tally: Option<Tally>,
+    /// A new definition (JSON), when a run changes the stop rules of a stored experiment.
+    pub definition: Option<String>,
     /// Wall-clock seconds to add to the experiment's running time.
     pub elapsed: f64,
 }

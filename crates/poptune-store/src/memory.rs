@@ -91,6 +91,9 @@ impl Store for MemoryStore {
         if let Some(t) = &c.tally {
             self.tally = Some(t.clone());
         }
+        if let (Some(d), Some((_, stored))) = (&c.definition, &mut self.definition) {
+            *stored = d.clone();
+        }
         if c.elapsed > 0.0 {
             self.elapsed += c.elapsed;
         }

@@ -282,6 +282,13 @@ impl Store for SqliteStore {
             )
             .map_err(&db)?;
         }
+        if let Some(d) = &c.definition {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('definition', ?1)",
+                params![d],
+            )
+            .map_err(&db)?;
+        }
         if let Some(t) = &c.tally {
             tx.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('tally', ?1)",

@@ -142,6 +142,21 @@ impl ExperimentDef {
         }
     }
 
+    /// Whether `other` is the same experiment but for its stop rules (a run may change those
+    /// to train a stored experiment for longer).
+    pub fn same_but_stop(&self, other: &ExperimentDef) -> bool {
+        match (serde_json::to_value(self), serde_json::to_value(other)) {
+            (Ok(mut a), Ok(mut b)) => {
+                if let (Some(a), Some(b)) = (a.as_object_mut(), b.as_object_mut()) {
+                    a.remove("stop");
+                    b.remove("stop");
+                }
+                a == b
+            }
+            _ => false,
+        }
+    }
+
     /// Reads a stored definition (JSON); fields added since it was written take their
     /// defaults.
     pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use poptune::ExperimentDef;
-use poptune_store::{MemberRow, SqliteStore, Store};
+use poptune_store::{Checkpoints, Commit, MemberRow, SqliteStore, Store};
 
 use crate::RunError;
 
@@ -47,9 +47,33 @@ pub fn open_dir(dir: &Path) -> Result<(SqliteStore, ExperimentDef), RunError> {
     Ok((store, def))
 }
 
-/// Creates the experiment (or opens it, if the directory already holds the same one); whether
-/// it existed.
-pub fn create_or_open(def: &ExperimentDef) -> Result<(SqliteStore, bool), RunError> {
+/// What [`create_or_open`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// A new experiment.
+    Created,
+    /// The same experiment, stored before.
+    Same,
+    /// The stored experiment with new stop rules (recorded): it trains on to the new ones.
+    NewStopRules,
+}
+
+impl Opened {
+    /// Whether the experiment existed.
+    pub fn existed(self) -> bool {
+        self != Opened::Created
+    }
+}
+
+/// Creates the experiment (or opens it, if the directory already holds the same one, or the
+/// same one with other stop rules, which replace the stored ones).
+pub fn create_or_open(def: &ExperimentDef) -> Result<(SqliteStore, Opened), RunError> {
+    if def.directory.is_file() {
+        return Err(RunError::usage(format!(
+            "the experiment directory {} is a file; give `directory` a folder that is not a file",
+            def.directory.display()
+        )));
+    }
     std::fs::create_dir_all(&def.directory).map_err(|e| {
         RunError::io(
             format!(
@@ -60,27 +84,48 @@ pub fn create_or_open(def: &ExperimentDef) -> Result<(SqliteStore, bool), RunErr
         )
     })?;
     let mut store = SqliteStore::open(&def.directory.join(DB_FILE))?;
-    match store.definition()? {
-        Some((_, stored)) => {
-            let same = ExperimentDef::from_json(&stored).is_ok_and(|s| s.same_as(def));
-            if !same {
-                return Err(RunError::usage(format!(
-                    "{} already holds experiment `{}` with a different definition; to continue it \
-                     unchanged run `poptune resume {}`, or give the new experiment another `name` \
-                     or `directory`",
-                    def.directory.display(),
-                    def.name,
-                    def.directory.display()
-                )));
-            }
-            Ok((store, true))
-        }
-        None => {
-            let members = initial_members(def)?;
-            store.create(&def.name, &def.to_json(), &members)?;
-            Ok((store, false))
-        }
+    let Some((_, stored)) = store.definition()? else {
+        let members = initial_members(def)?;
+        store.create(&def.name, &def.to_json(), &members)?;
+        return Ok((store, Opened::Created));
+    };
+    let stored = ExperimentDef::from_json(&stored).ok();
+    if stored.as_ref().is_some_and(|s| s.same_as(def)) {
+        return Ok((store, Opened::Same));
     }
+    if stored.as_ref().is_some_and(|s| s.same_but_stop(def)) {
+        // A running process reads the definition it started with: never change it under one.
+        check_not_running(&def.directory)?;
+        store.commit(&Commit {
+            definition: Some(def.to_json()),
+            ..Commit::default()
+        })?;
+        return Ok((store, Opened::NewStopRules));
+    }
+    Err(RunError::usage(format!(
+        "{} already holds experiment `{}` with a different definition (only the `[stop]` rules \
+         may change, to train it for longer); to continue it unchanged run `poptune resume {}`, \
+         or give the new experiment another `name` or `directory`",
+        def.directory.display(),
+        def.name,
+        def.directory.display()
+    )))
+}
+
+/// Clears what killed runs left in an experiment directory that no process runs now:
+/// `checkpoints/.tmp/` and checkpoint directories the index does not name. A run does this
+/// when it starts; a command that does not run the experiment (a `run` of a finished one)
+/// calls this instead. Does nothing while another process holds the experiment.
+pub fn tidy(dir: &Path, store: &SqliteStore) -> Result<(), RunError> {
+    let Ok(_lock) = lock_dir(dir) else {
+        return Ok(());
+    };
+    let ckpts = Checkpoints::open(&dir.join(CKPT_DIR))?;
+    ckpts.clean_tmp()?;
+    let index: std::collections::BTreeSet<String> =
+        store.checkpoints()?.into_iter().map(|c| c.name).collect();
+    ckpts.sweep(|name| index.contains(name))?;
+    Ok(())
 }
 
 /// The members of a new experiment: their first hyperparameters, nothing trained yet.

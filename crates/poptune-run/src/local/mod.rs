@@ -31,8 +31,8 @@ use poptune::{ExperimentDef, SyncMode};
 use poptune_store::{CheckpointRow, Checkpoints, Commit, RunStatus, SqliteStore, Store};
 
 pub use dir::{
-    check_not_running, create_or_open, initial_members, is_held, open_dir, slot_log, CKPT_DIR,
-    DB_FILE, LOCK_FILE, LOG_DIR,
+    check_not_running, create_or_open, initial_members, is_held, open_dir, slot_log, tidy, Opened,
+    CKPT_DIR, DB_FILE, LOCK_FILE, LOG_DIR,
 };
 
 pub use crate::cancel::{Cancel, NoCancel};
@@ -96,6 +96,41 @@ struct Shared<'a> {
     cv: Condvar,
     observer: &'a dyn Observer,
     cancel: &'a dyn Cancel,
+}
+
+/// Deletes the superseded checkpoints whose names arrive on `rx`. Each leaves the checkpoint
+/// folder as soon as its name arrives (one rename into `.tmp/`), so the folder holds what the
+/// index names; its files are deleted while no new name waits. When the run ends (`rx`
+/// closes), what is not emptied yet stays in `.tmp/` for the next run to clear: a finished run
+/// does not linger over slow deletes.
+fn collect_garbage(ckpts: &Checkpoints, rx: std::sync::mpsc::Receiver<Vec<String>>) {
+    use std::sync::mpsc::TryRecvError;
+    let mut retired: std::collections::VecDeque<std::path::PathBuf> = Default::default();
+    loop {
+        let names = if retired.is_empty() {
+            match rx.recv() {
+                Ok(names) => names,
+                Err(_) => break,
+            }
+        } else {
+            match rx.try_recv() {
+                Ok(names) => names,
+                Err(TryRecvError::Empty) => {
+                    if let Some(dir) = retired.pop_front() {
+                        let _ = ckpts.empty_retired(&dir);
+                    }
+                    continue;
+                }
+                Err(TryRecvError::Disconnected) => break,
+            }
+        };
+        for name in names {
+            if let Ok(Some(dir)) = ckpts.retire(&name) {
+                retired.push_back(dir);
+            }
+        }
+    }
+    ckpts.drop_spares();
 }
 
 fn lock<'a>(m: &'a Mutex<State>) -> MutexGuard<'a, State> {
@@ -170,13 +205,7 @@ pub fn run(
         // Deleting superseded checkpoints is slow file-system work; done here it never holds
         // up the next group commit. (A deleted name never comes back: it is an older step of
         // its member, whose step count only grows.)
-        s.spawn(move || {
-            while let Ok(names) = gc_rx.recv() {
-                for name in names {
-                    let _ = shared.ckpts.recycle(&name);
-                }
-            }
-        });
+        s.spawn(move || collect_garbage(&shared.ckpts, gc_rx));
         for slot in 0..def.slots {
             let tx = tx.clone();
             s.spawn(move || slot::slot_loop(shared, workers, slot, tx));
@@ -245,6 +274,8 @@ fn load(
     let faults = store.faults()?.len() as u64;
     for m in &mut members {
         m.failures = m.failures.min(def.trainable.max_failures);
+        // The stop rules may have changed since (to train for longer).
+        m.done = m.step >= def.stop.steps;
     }
     let books = Books::new(
         def,

@@ -12,7 +12,7 @@ use poptune::{ExperimentDef, Population, SyncMode};
 use poptune_store::{CheckpointRow, Commit, FaultRow, MemberRow, Tally};
 
 use crate::book::{population, Book};
-use crate::fault::Failure;
+use crate::fault::{Failure, Fault};
 use crate::protocol::Step;
 
 /// A segment trained and checkpointed: its steps, and the checkpoint's index entry.
@@ -67,6 +67,8 @@ pub struct Books {
     pub stop: Option<String>,
     /// How often each member was replaced since its last trained segment.
     replaced: Vec<u32>,
+    /// Faults settled by these books (this run) while no member had trained a segment.
+    untrained_faults: u64,
     /// Members done.
     done: usize,
     /// The synchronous round under way: its stop, and how many unfinished members are still
@@ -110,6 +112,7 @@ impl Books {
             seq,
             stop: None,
             replaced: Vec::new(),
+            untrained_faults: 0,
             done: 0,
             round: None,
             rows: true,
@@ -171,6 +174,7 @@ impl Books {
                     .step
                     .map_or(0, |s| s.saturating_sub(self.members[m].step));
                 let step = fault.step.unwrap_or(self.members[m].step);
+                out.fatal = self.never_trains(def, &fault, &stderr);
                 c.faults.push(FaultRow {
                     member: m,
                     step,
@@ -180,7 +184,7 @@ impl Books {
                 });
                 self.members[m].failures += 1;
                 let mut arrived = false;
-                if self.members[m].failures > def.trainable.max_failures {
+                if out.fatal.is_none() && self.members[m].failures > def.trainable.max_failures {
                     let seq = if sync(def) { seg.stop } else { self.seq };
                     out.fatal = self.replace(def, m, seq, c).err();
                     // The donor's state may already be at the round's boundary.
@@ -203,6 +207,31 @@ impl Books {
         out.finished = self.done == self.members.len();
         c.tally = Some(self.tally.clone());
         out
+    }
+
+    /// A fault before any member has trained a segment: once this run had one more than a
+    /// member may have in a row (and at least two), the trainable is taken to fail at every start (a
+    /// missing module, a wrong path) and the run stops, with the end of its stderr.
+    fn never_trains(&mut self, def: &ExperimentDef, fault: &Fault, stderr: &str) -> Option<String> {
+        if self.members.iter().any(|r| r.checkpoint.is_some()) {
+            return None;
+        }
+        self.untrained_faults += 1;
+        let limit = u64::from(def.trainable.max_failures).max(1) + 1;
+        if self.untrained_faults < limit {
+            return None;
+        }
+        let mut why = format!(
+            "the trainable failed {} times and no member has trained a segment yet: it fails \
+             whatever it trains; the last fault ({}): {}",
+            self.untrained_faults, fault.kind, fault.message
+        );
+        let tail = last_lines(stderr, STDERR_LINES);
+        if !tail.is_empty() {
+            why.push_str("\nthe end of its stderr:\n");
+            why.push_str(tail);
+        }
+        Some(why)
     }
 
     fn settle_trained(
@@ -405,6 +434,21 @@ impl Books {
             .collect();
         Some((stop, ids))
     }
+}
+
+/// Lines of a trainable's stderr that an error quotes.
+const STDERR_LINES: usize = 20;
+
+/// The last `n` lines of `text`, without its trailing newline.
+pub fn last_lines(text: &str, n: usize) -> &str {
+    let text = text.trim_end();
+    let start = text
+        .char_indices()
+        .rev()
+        .filter(|&(_, c)| c == '\n')
+        .nth(n.saturating_sub(1))
+        .map_or(0, |(i, _)| i + 1);
+    &text[start..]
 }
 
 fn sync(def: &ExperimentDef) -> bool {

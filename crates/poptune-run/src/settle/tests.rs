@@ -268,3 +268,59 @@ fn a_synchronous_round_decides_once_everyone_is_at_the_boundary() {
         "the runner records the end"
     );
 }
+
+#[test]
+fn a_trainable_that_fails_at_every_start_stops_the_run_with_its_stderr() {
+    let mut def = def(8, SyncMode::Asynchronous, StopRules::steps(20));
+    def.trainable.max_failures = 3;
+    let (mut store, mut books) = start(&def);
+    let fault = |m: usize| {
+        Finished {
+        member: m,
+        stop: 5,
+        outcome: Err((
+            Fault::new(FaultKind::Exited, "exit status: 1"),
+            "old line\nTraceback (most recent call last):\nModuleNotFoundError: No module named 'torch'\n".into(),
+        )),
+    }
+    };
+    // Each of four members fails once: no member is over its limit, but none ever trained.
+    for m in 0..3 {
+        let out = settle(&def, &mut store, &mut books, fault(m));
+        assert!(out.fatal.is_none() && out.requeue, "fault {m}: {out:?}");
+    }
+    let out = settle(&def, &mut store, &mut books, fault(3));
+    let why = out
+        .fatal
+        .expect("the fourth fault with nothing trained is fatal");
+    assert!(!out.requeue);
+    assert!(why.contains("failed 4 times"), "{why}");
+    assert!(why.contains("No module named 'torch'"), "{why}");
+    assert_eq!(store.faults().unwrap().len(), 4, "every fault is recorded");
+}
+
+#[test]
+fn faults_after_a_member_trained_are_left_to_retries_and_replacement() {
+    let mut def = def(8, SyncMode::Asynchronous, StopRules::steps(20));
+    def.trainable.max_failures = 3;
+    let (mut store, mut books) = start(&def);
+    let seg = trained(&books, 0, 5, 0.5);
+    settle(&def, &mut store, &mut books, seg);
+    for m in 1..8 {
+        let seg = Finished {
+            member: m,
+            stop: 5,
+            outcome: Err((Fault::new(FaultKind::Crash, "died"), String::new())),
+        };
+        let out = settle(&def, &mut store, &mut books, seg);
+        assert!(out.fatal.is_none() && out.requeue, "member {m}: {out:?}");
+    }
+}
+
+#[test]
+fn last_lines_keeps_the_end_of_a_text() {
+    assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc");
+    assert_eq!(last_lines("a\nb", 5), "a\nb");
+    assert_eq!(last_lines("", 3), "");
+    assert_eq!(last_lines("é\nü\n", 1), "ü");
+}
