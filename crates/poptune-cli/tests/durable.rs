@@ -562,3 +562,55 @@ fn malformed_experiment_files_exit_2_with_a_location() {
     let out = poptune().arg("status").arg(dir.path()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_finished_experiment_runs_longer_when_its_steps_are_raised_and_not_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = experiment(dir.path(), "synchronous", "");
+    run_to_end(&file);
+    let exp = dir.path().join("exp");
+    // What a kill just after the end was recorded leaves: a checkpoint the index forgot, and
+    // a half-emptied spare. The next command clears them, even with nothing to train.
+    let orphan = exp.join("checkpoints/m0000-e000000-s00000005");
+    std::fs::create_dir_all(&orphan).unwrap();
+    let spare = exp.join("checkpoints/.tmp/spare-1-1");
+    std::fs::create_dir_all(&spare).unwrap();
+    std::fs::write(spare.join("left"), "x").unwrap();
+    let again = run_to_end(&file);
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(said.contains("already finished"), "{said}");
+    assert!(!orphan.exists() && !spare.exists());
+    check_consistent(&exp);
+    // A longer `steps` trains every member on to it.
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("steps = 30", "steps = 40");
+    std::fs::write(&file, &text).unwrap();
+    run_to_end(&file);
+    let store = SqliteStore::open(&exp.join("experiment.db")).unwrap();
+    assert_eq!(store.status().unwrap().0, RunStatus::Finished);
+    assert!(store.members().unwrap().iter().all(|m| m.step == 40));
+    assert_eq!(
+        store
+            .steps()
+            .unwrap()
+            .iter()
+            .filter(|r| r.step > 30)
+            .count()
+            % 10,
+        0
+    );
+    check_consistent(&exp);
+    drop(store);
+    // Any other change is refused, with exit code 2.
+    std::fs::write(&file, text.replace("population = 6", "population = 7")).unwrap();
+    let out = poptune()
+        .arg("run")
+        .arg(&file)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("different definition"), "{err}");
+}
