@@ -590,16 +590,14 @@ fn a_finished_experiment_runs_longer_when_its_steps_are_raised_and_not_otherwise
     let store = SqliteStore::open(&exp.join("experiment.db")).unwrap();
     assert_eq!(store.status().unwrap().0, RunStatus::Finished);
     assert!(store.members().unwrap().iter().all(|m| m.step == 40));
-    assert_eq!(
-        store
-            .steps()
-            .unwrap()
-            .iter()
-            .filter(|r| r.step > 30)
-            .count()
-            % 10,
-        0
-    );
+    // Every member trained steps 31 to 40 (some again, after an exploit).
+    let longer = store
+        .steps()
+        .unwrap()
+        .iter()
+        .filter(|r| r.step > 30)
+        .count();
+    assert!(longer >= 6 * 10, "{longer} steps past 30");
     check_consistent(&exp);
     drop(store);
     // Any other change is refused, with exit code 2.
