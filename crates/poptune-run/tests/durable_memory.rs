@@ -229,3 +229,18 @@ fn tidy_clears_what_a_killed_run_left_in_a_finished_experiment() {
     assert_eq!((folder, after), (index.clone(), index));
     assert!(!spare.exists() && !orphan.exists());
 }
+
+#[test]
+fn a_directory_where_a_file_is_is_bad_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("f");
+    std::fs::write(&file, "x").unwrap();
+    for dir in [file.clone(), file.join("below")] {
+        let r = quadratic(5).run_in("q", &dir, |_| Quadratic { x: 0.0 }, &Quiet, &NoCancel);
+        match r {
+            Err(e) => assert!(e.is_usage(), "{}: {e}", dir.display()),
+            Ok(s) => panic!("{}: ran, {}", dir.display(), s.status),
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+}

@@ -75,13 +75,19 @@ pub fn create_or_open(def: &ExperimentDef) -> Result<(SqliteStore, Opened), RunE
         )));
     }
     std::fs::create_dir_all(&def.directory).map_err(|e| {
-        RunError::io(
-            format!(
-                "cannot create the experiment directory {}",
-                def.directory.display()
-            ),
-            e,
-        )
+        let what = format!(
+            "cannot create the experiment directory {}",
+            def.directory.display()
+        );
+        match e.kind() {
+            // A file where a folder of the path should be: the user's to fix.
+            std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => {
+                RunError::usage(format!(
+                    "{what}: a file is in the way ({e}); give `directory` a path of folders"
+                ))
+            }
+            _ => RunError::io(what, e),
+        }
     })?;
     let mut store = SqliteStore::open(&def.directory.join(DB_FILE))?;
     let Some((_, stored)) = store.definition()? else {
