@@ -5,7 +5,8 @@ garbage or nan, at member `POPTUNE_NOOP_FAULT_MEMBER` (default 0), step
 `POPTUNE_NOOP_FAULT_STEP` (default 7), `POPTUNE_NOOP_FAULT_TIMES` times (default 1; counted
 in a file next to the experiment so that restarts see it). `POPTUNE_NOOP_LOG` names a file to
 which every step appends "member step worker start end" (worker: `POPTUNE_WORKER`, set by
-distributed workers), so tests can see who trained what when.
+distributed workers), so tests can see who trained what when. `POPTUNE_NOOP_CHATTY=1` writes a
+line to stderr at every step; `POPTUNE_NOOP_FILES=N` adds N small files to every checkpoint.
 """
 
 import os
@@ -24,6 +25,8 @@ FAULT_TIMES = int(os.environ.get("POPTUNE_NOOP_FAULT_TIMES", "1"))
 FAULT_COUNTER = os.environ.get("POPTUNE_NOOP_FAULT_COUNTER", "")
 LOG = os.environ.get("POPTUNE_NOOP_LOG", "")
 CHATTY = os.environ.get("POPTUNE_NOOP_CHATTY", "") == "1"
+# Extra files in each checkpoint (a model saved as many shards), for tests of slow deletes.
+FILES = int(os.environ.get("POPTUNE_NOOP_FILES", "0"))
 WORKER = os.environ.get("POPTUNE_WORKER", "-")
 
 
@@ -74,6 +77,9 @@ class NoOp(pt.Trainable):
     def save(self, directory):
         with open(os.path.join(directory, "state.txt"), "w") as f:
             f.write("%d %r" % (self.steps, self.quality))
+        for i in range(FILES):
+            with open(os.path.join(directory, "shard-%04d.bin" % i), "wb") as f:
+                f.write(b"\0" * 64)
 
     def load(self, directory):
         with open(os.path.join(directory, "state.txt")) as f:

@@ -101,8 +101,8 @@ struct Shared<'a> {
 /// Deletes the superseded checkpoints whose names arrive on `rx`. Each leaves the checkpoint
 /// folder as soon as its name arrives (one rename into `.tmp/`), so the folder holds what the
 /// index names; its files are deleted while no new name waits. When the run ends (`rx`
-/// closes), what is not emptied yet stays in `.tmp/` for the next run to clear: a finished run
-/// does not linger over slow deletes.
+/// closes), deletes go on for at most [`END_DELETES`]; what is not emptied by then stays in
+/// `.tmp/` for the next run to clear: a finished run does not linger over slow deletes.
 fn collect_garbage(ckpts: &Checkpoints, rx: std::sync::mpsc::Receiver<Vec<String>>) {
     use std::sync::mpsc::TryRecvError;
     let mut retired: std::collections::VecDeque<std::path::PathBuf> = Default::default();
@@ -130,8 +130,19 @@ fn collect_garbage(ckpts: &Checkpoints, rx: std::sync::mpsc::Receiver<Vec<String
             }
         }
     }
+    // The run has ended: what little is left goes now, a long backlog stays for the next run.
+    let deadline = std::time::Instant::now() + END_DELETES;
+    while std::time::Instant::now() < deadline {
+        let Some(dir) = retired.pop_front() else {
+            break;
+        };
+        let _ = ckpts.empty_retired(&dir);
+    }
     ckpts.drop_spares();
 }
+
+/// How long a run that has ended goes on deleting superseded checkpoints.
+const END_DELETES: std::time::Duration = std::time::Duration::from_millis(500);
 
 fn lock<'a>(m: &'a Mutex<State>) -> MutexGuard<'a, State> {
     m.lock().unwrap_or_else(|e| e.into_inner())
