@@ -32,6 +32,10 @@ pub struct RunArgs {
     /// With --store: seconds a claimed member stays leased without a heartbeat.
     #[arg(long, default_value_t = 30.0)]
     pub lease: f64,
+    /// With --store: seconds to wait for an unreachable database (reconnecting) before
+    /// giving up.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
+    pub outage_limit: f64,
 }
 
 #[derive(Args, Debug)]
@@ -56,6 +60,9 @@ pub struct WorkerArgs {
     /// together with the `poptune run` that creates it, as in a job array).
     #[arg(long, default_value_t = 0.0)]
     pub wait: f64,
+    /// Seconds to wait for an unreachable database (reconnecting) before giving up.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
+    pub outage_limit: f64,
 }
 
 #[derive(Args, Debug)]
@@ -141,14 +148,22 @@ pub fn worker(args: &WorkerArgs) -> Result<(), CliError> {
             args.wait
         )));
     }
-    crate::pg::worker(args, lease(args.lease)?)
+    let opts = crate::pg::options(
+        args.slots,
+        lease(args.lease)?,
+        args.outage_limit,
+        args.quiet,
+    )?;
+    crate::pg::worker(args, &opts)
 }
 
 /// Runs (or continues) the experiment a file describes (`poptune run`).
 pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let def = config::load(&args.file).map_err(CliError::usage)?;
     if let Some(url) = &args.store {
-        return crate::pg::run(url, &def, lease(args.lease)?, args.quiet);
+        let opts =
+            crate::pg::options(def.slots, lease(args.lease)?, args.outage_limit, args.quiet)?;
+        return crate::pg::run(url, &def, &opts);
     }
     let workers = ProcessWorkers::new(&def.trainable);
     if !def.directory.join(durable::DB_FILE).exists() {

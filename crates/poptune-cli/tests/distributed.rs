@@ -200,6 +200,19 @@ fn killed_workers(sync: &str) {
             m.id
         );
     }
+    // What the killed workers left (checkpoints renamed into place but never recorded, and
+    // temporary directories) is gone once the last worker has left a finished experiment.
+    let indexed: BTreeSet<String> = index.iter().map(|c| c.name.clone()).collect();
+    assert_eq!(
+        dirs(ckpts.root()),
+        indexed,
+        "checkpoint directories that no index entry names are left"
+    );
+    assert_eq!(
+        dirs(&ckpts.root().join(".tmp")),
+        BTreeSet::new(),
+        "temporary directories are left"
+    );
     // Every exploit copied a checkpoint its donor had recorded.
     for e in store.events().unwrap() {
         if let Some(d) = e.donor {
@@ -434,4 +447,320 @@ fn a_stop_rule_ends_a_distributed_run_for_every_worker() {
         members.iter().any(|m| !m.done),
         "the budget stopped the run before every member finished: {members:?}"
     );
+}
+
+/// The directories in `dir`, but `.tmp`.
+fn dirs(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".tmp")
+        .collect()
+}
+
+/// A database of its own, for a test that cuts its connections: an administrator's
+/// connection (to the test server's database), and the new database's name and URL (with a
+/// password, which the test server does not check, so that its messages can be searched for
+/// it).
+fn own_database(url: &str, prefix: &str) -> (postgres::Client, String, String) {
+    let admin = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    let db = unique(prefix).replace('-', "_");
+    let mut admin = admin;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .unwrap();
+    let (cfg, location) = poptune_pg::config(url).unwrap();
+    let (server, _) = location.split_once('/').unwrap();
+    let user = cfg.get_user().unwrap();
+    let db_url = format!("postgres://{user}:{PASSWORD}@{server}/{db}");
+    (admin, db, db_url)
+}
+
+const PASSWORD: &str = "s3cret-outage-pw";
+
+/// The database `db` goes away for its clients: its connections are cut and new ones refused.
+fn cut(admin: &mut postgres::Client, db: &str) {
+    admin
+        .batch_execute(&format!("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS false"))
+        .unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&db],
+        )
+        .unwrap();
+}
+
+/// The database `db` is back.
+fn restore(admin: &mut postgres::Client, db: &str) {
+    admin
+        .batch_execute(&format!("ALTER DATABASE {db} WITH ALLOW_CONNECTIONS true"))
+        .unwrap();
+}
+
+fn drop_database(admin: &mut postgres::Client, db: &str) {
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .unwrap();
+}
+
+fn count_lines(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+/// The database goes away for a few seconds (longer than the lease) while two workers train:
+/// both wait for it, reconnect, say so in one line, and finish the experiment, every step
+/// recorded once in its epoch. No message shows the URL's password.
+#[test]
+fn workers_ride_out_a_database_outage() {
+    let url = url();
+    let (mut admin, db, db_url) = own_database(&url, "outage");
+    let tmp = tempfile::tempdir().unwrap();
+    let name = unique("outage");
+    let log = tmp.path().join("steps.log");
+    let file = experiment(tmp.path(), &name, &log, "asynchronous");
+    let err = |n: &str| std::fs::File::create(tmp.path().join(n)).unwrap();
+    let spawn = |args: &[&str], stderr: &str| {
+        Command::new(env!("CARGO_BIN_EXE_poptune"))
+            .args(args)
+            .args(["--lease", "2", "--outage-limit", "60"])
+            .stdout(err(&format!("{stderr}.out")))
+            .stderr(err(stderr))
+            .spawn()
+            .unwrap()
+    };
+    let first = spawn(
+        &["run", file.to_str().unwrap(), "--store", &db_url],
+        "run.stderr",
+    );
+    let t = Instant::now();
+    while count_lines(&log) < 5 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no steps within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = spawn(
+        &["worker", "--store", &db_url, "--experiment", &name],
+        "worker.stderr",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    cut(&mut admin, &db);
+    std::thread::sleep(Duration::from_secs(4));
+    restore(&mut admin, &db);
+    let mut all = vec![first, second];
+    wait_all(&mut all, Duration::from_secs(120));
+    for (c, n) in all.iter_mut().zip(["run.stderr", "worker.stderr"]) {
+        let text = std::fs::read_to_string(tmp.path().join(n)).unwrap();
+        assert!(c.wait().unwrap().success(), "{n}: {text}");
+        let out = std::fs::read_to_string(tmp.path().join(format!("{n}.out"))).unwrap();
+        assert!(
+            !text.contains(PASSWORD) && !out.contains(PASSWORD),
+            "{text}{out}"
+        );
+    }
+    let text = std::fs::read_to_string(tmp.path().join("run.stderr")).unwrap();
+    assert!(
+        text.contains("was unreachable for") && text.contains("; reconnected"),
+        "{text}"
+    );
+    let store = PostgresStore::open(&db_url, &name).unwrap();
+    assert_eq!(store.status().unwrap().0, RunStatus::Finished);
+    let members = store.members().unwrap();
+    common::check_histories(&store.steps().unwrap(), &store.events().unwrap(), &members);
+    assert!(
+        members.iter().all(|m| m.done && m.step == STEPS),
+        "{members:?}"
+    );
+    drop(store);
+    drop_database(&mut admin, &db);
+}
+
+/// A segment that finishes training while the database is away is recorded once it is back,
+/// since its lease still holds: it is not trained again.
+#[test]
+fn a_segment_trained_during_an_outage_is_recorded_when_the_database_is_back() {
+    let url = url();
+    let (mut admin, db, db_url) = own_database(&url, "kept");
+    let tmp = tempfile::tempdir().unwrap();
+    let name = unique("kept");
+    let log = tmp.path().join("steps.log");
+    let file = experiment(tmp.path(), &name, &log, "asynchronous");
+    // One member, one segment of 10 steps of 0.3 s.
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace(&format!("population = {POPULATION}"), "population = 1")
+        .replace("interval = 5", "interval = 10")
+        .replace(&format!("steps = {STEPS}"), "steps = 10")
+        .replace(
+            "POPTUNE_NOOP_SLEEP = \"0.04\"",
+            "POPTUNE_NOOP_SLEEP = \"0.3\"",
+        );
+    std::fs::write(&file, text).unwrap();
+    let stderr = std::fs::File::create(tmp.path().join("run.stderr")).unwrap();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_poptune"))
+        .args(["run", file.to_str().unwrap(), "--store", &db_url])
+        .args(["--lease", "30", "--outage-limit", "60"])
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while count_lines(&log) < 1 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no steps within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cut(&mut admin, &db);
+    while count_lines(&log) < 10 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the segment stopped during the outage"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The ready transaction fails meanwhile; the worker waits.
+    std::thread::sleep(Duration::from_millis(1500));
+    restore(&mut admin, &db);
+    wait_all(std::slice::from_mut(&mut run), Duration::from_secs(60));
+    let text = std::fs::read_to_string(tmp.path().join("run.stderr")).unwrap();
+    assert!(run.wait().unwrap().success(), "{text}");
+    assert!(text.contains("; reconnected"), "{text}");
+    assert_eq!(
+        count_lines(&log),
+        10,
+        "the segment was trained again: {text}"
+    );
+    let store = PostgresStore::open(&db_url, &name).unwrap();
+    assert_eq!(store.status().unwrap().0, RunStatus::Finished);
+    let steps: Vec<u64> = store.steps().unwrap().iter().map(|s| s.step).collect();
+    assert_eq!(steps, (1..=10).collect::<Vec<_>>());
+    drop(store);
+    drop_database(&mut admin, &db);
+}
+
+/// FNV-1a, as workers end checkpoint names with it.
+fn short_hash(s: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+    }
+    format!("{:08x}", h as u32)
+}
+
+fn plant(dir: &Path, hours_ago: u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("state.txt"), "1 0.5").unwrap();
+    if hours_ago > 0 {
+        let ok = Command::new("touch")
+            .args(["-d", &format!("{hours_ago} hours ago")])
+            .arg(dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "touch failed");
+    }
+}
+
+/// A worker removes, at its start and end, the checkpoint directories that no index entry
+/// names and no live worker can still record (old ones whose worker holds no live lease), and
+/// abandoned temporary directories; it keeps what a worker holding a live lease may still
+/// record and what is too young to tell. Once the experiment has finished and no lease is
+/// live, every unrecorded directory goes.
+#[test]
+fn abandoned_checkpoint_directories_are_removed() {
+    let url = url();
+    let tmp = tempfile::tempdir().unwrap();
+    let name = unique("tidy");
+    let log = tmp.path().join("steps.log");
+    let file = experiment(tmp.path(), &name, &log, "asynchronous");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace(&format!("population = {POPULATION}"), "population = 2")
+        .replace(&format!("steps = {STEPS}"), "steps = 10")
+        .replace(
+            "POPTUNE_NOOP_SLEEP = \"0.04\"",
+            "POPTUNE_NOOP_SLEEP = \"0\"",
+        );
+    std::fs::write(&file, text).unwrap();
+    let ok = poptune()
+        .args(["run", file.to_str().unwrap(), "--store", &url, "--quiet"])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let root = tmp.path().join("shared/checkpoints");
+    let store = PostgresStore::open(&url, &name).unwrap();
+    let indexed: BTreeSet<String> = store
+        .checkpoints()
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
+    // A live lease (a worker still training, as far as the database knows).
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    db.execute(
+        "UPDATE poptune_members SET lease_owner = 'live-owner-0',
+            lease_until = now() + interval '1 hour'
+         WHERE experiment = $1 AND id = 0",
+        &[&name],
+    )
+    .unwrap();
+    let old_dead = "m0000-e000099-s00000010-deadbeef";
+    let young_dead = "m0000-e000098-s00000010-deadbeef";
+    let old_live = format!("m0001-e000097-s00000010-{}", short_hash("live-owner-0"));
+    plant(&root.join(old_dead), 2);
+    plant(&root.join(young_dead), 0);
+    plant(&root.join(&old_live), 2);
+    plant(&root.join(".tmp/m0-dead-owner-1-7-0"), 2);
+    plant(&root.join(".tmp/m0-live-owner-0-7-0"), 2);
+    plant(&root.join(".tmp/m1-dead-owner-2-7-0"), 0);
+    let tidy = || {
+        let ok = poptune()
+            .args([
+                "worker",
+                "--store",
+                &url,
+                "--experiment",
+                &name,
+                "--lease",
+                "2",
+            ])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    };
+    tidy();
+    let mut expect = indexed.clone();
+    expect.insert(young_dead.to_string());
+    expect.insert(old_live.clone());
+    assert_eq!(dirs(&root), expect);
+    let tmps: BTreeSet<String> = ["m0-live-owner-0-7-0", "m1-dead-owner-2-7-0"]
+        .map(String::from)
+        .into();
+    assert_eq!(dirs(&root.join(".tmp")), tmps);
+    let ckpts = Checkpoints::open(&root).unwrap();
+    for c in store.checkpoints().unwrap() {
+        ckpts.verify(&c.name, &c.checksum).unwrap();
+    }
+    // The lease is gone: in a finished experiment nothing can be recorded any more.
+    db.execute(
+        "UPDATE poptune_members SET lease_owner = NULL, lease_until = NULL
+         WHERE experiment = $1",
+        &[&name],
+    )
+    .unwrap();
+    tidy();
+    assert_eq!(dirs(&root), indexed);
+    assert_eq!(dirs(&root.join(".tmp")), BTreeSet::new());
+    let mut s = store;
+    s.delete().unwrap();
 }

@@ -7,8 +7,7 @@ use std::time::Duration;
 use poptune_store::{CheckpointRow, Commit, Leases, MemberRow, RunStatus, StoreError, Tally};
 
 use crate::{
-    checkpoint_row, member_row, server, write_commit, PostgresStore, CHECKPOINT_COLUMNS,
-    MEMBER_COLUMNS,
+    checkpoint_row, member_row, write_commit, PostgresStore, CHECKPOINT_COLUMNS, MEMBER_COLUMNS,
 };
 
 /// What a ready transaction reads, under the experiment's lock, for the settle path.
@@ -33,9 +32,20 @@ pub struct ReadyView {
 pub enum Ready<T> {
     /// Recorded; the closure's result.
     Done(T),
-    /// The worker no longer holds the member's lease (it expired and another worker took the
-    /// member over): nothing was recorded.
+    /// The worker no longer holds a valid lease on the member (it expired, by the database's
+    /// clock, or another worker took the member over): nothing was recorded.
     LeaseLost,
+}
+
+/// What [`PostgresStore::tidy_view`] reads in one snapshot: which checkpoint directories may be
+/// recorded, now or by a ready transaction still to come.
+#[derive(Debug, Default)]
+pub struct TidyView {
+    /// The checkpoint index: every name a member or the lineage may still need.
+    pub index: Vec<String>,
+    /// The workers (`lease_owner`) holding a lease that has not run out by the database's
+    /// clock: only these can still record a checkpoint.
+    pub live_owners: Vec<String>,
 }
 
 impl PostgresStore {
@@ -53,8 +63,42 @@ impl PostgresStore {
         Ok(row.as_ref().map(checkpoint_row))
     }
 
+    /// The checkpoint index and the live lease holders, read in one snapshot (see
+    /// [`TidyView`]).
+    pub fn tidy_view(&self) -> Result<TidyView, StoreError> {
+        self.read(|c, exp| {
+            let mut tx = c
+                .build_transaction()
+                .isolation_level(postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()?;
+            let index = tx
+                .query(
+                    "SELECT name FROM poptune_checkpoints WHERE experiment = $1",
+                    &[&exp],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let live_owners = tx
+                .query(
+                    "SELECT DISTINCT lease_owner FROM poptune_members
+                     WHERE experiment = $1 AND lease_owner IS NOT NULL
+                       AND lease_until > clock_timestamp()",
+                    &[&exp],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            tx.commit()?;
+            Ok(TidyView { index, live_owners })
+        })
+    }
+
     /// A ready transaction for `owner`, who holds the lease on `member`: locks the experiment,
-    /// checks the lease, reads every member, the checkpoint index, the number of events so
+    /// checks the lease (held by `owner` and not run out by the database's clock, both when
+    /// the transaction starts and in the statement that releases it, just before the commit),
+    /// reads every member, the checkpoint index, the number of events so
     /// far, the status and the running totals ([`ReadyView`]), lets `decide` turn them into a
     /// [`Commit`], writes it and releases the lease, all or nothing.
     pub fn ready<T>(
@@ -65,7 +109,7 @@ impl PostgresStore {
     ) -> Result<Ready<T>, StoreError> {
         let mut c = self.client.lock().unwrap_or_else(|e| e.into_inner());
         let exp = self.experiment.clone();
-        let db = |e| server(&self.location, e);
+        let db = |e| self.db(e);
         let mut tx = c.transaction().map_err(db)?;
         // The experiment's row lock serialises ready decisions; the member's row lock keeps
         // a claim from slipping in between the lease check and the release. The statement
@@ -83,15 +127,17 @@ impl PostgresStore {
         if found != 1 {
             return Err(self.corrupt("experiment", "its row is missing"));
         }
-        let holder: Option<String> = tx
+        // Taken by `owner` and not run out: `clock_timestamp()`, not `now()`, since the
+        // transaction may have waited for the experiment's lock.
+        let held = tx
             .query_opt(
-                "SELECT lease_owner FROM poptune_members WHERE experiment = $1 AND id = $2
+                "SELECT 1 FROM poptune_members WHERE experiment = $1 AND id = $2
+                   AND lease_owner = $3 AND lease_until > clock_timestamp()
                  FOR UPDATE",
-                &[&exp, &(member as i32)],
+                &[&exp, &(member as i32), &owner],
             )
-            .map_err(db)?
-            .and_then(|r| r.get(0));
-        if holder.as_deref() != Some(owner) {
+            .map_err(db)?;
+        if held.is_none() {
             return Ok(Ready::LeaseLost);
         }
         let members = tx
@@ -147,12 +193,20 @@ impl PostgresStore {
         };
         let (commit, out) = decide(view);
         write_commit(&mut tx, &exp, &commit).map_err(db)?;
-        tx.execute(
-            "UPDATE poptune_members SET lease_owner = NULL, lease_until = NULL
-             WHERE experiment = $1 AND id = $2 AND lease_owner = $3",
-            &[&exp, &(member as i32), &owner],
-        )
-        .map_err(db)?;
+        // The lease must still hold at commit time: deciding may have taken a while. (The
+        // row lock keeps every other worker from claiming the member meanwhile.)
+        let released = tx
+            .execute(
+                "UPDATE poptune_members SET lease_owner = NULL, lease_until = NULL
+                 WHERE experiment = $1 AND id = $2 AND lease_owner = $3
+                   AND lease_until > clock_timestamp()",
+                &[&exp, &(member as i32), &owner],
+            )
+            .map_err(db)?;
+        if released != 1 {
+            // Dropping the transaction rolls it back: nothing is recorded.
+            return Ok(Ready::LeaseLost);
+        }
         tx.commit().map_err(db)?;
         Ok(Ready::Done(out))
     }
@@ -176,7 +230,7 @@ impl Leases for PostgresStore {
             let row = tx.query_opt(
                 "SELECT id FROM poptune_members
                  WHERE experiment = $1 AND NOT done AND step < $2
-                   AND (lease_until IS NULL OR lease_until < now())
+                   AND (lease_until IS NULL OR lease_until <= clock_timestamp())
                  ORDER BY step, id LIMIT 1 FOR UPDATE SKIP LOCKED",
                 &[&exp, &below],
             )?;
@@ -185,7 +239,7 @@ impl Leases for PostgresStore {
                 Some(r) => tx.query_opt(
                     &format!(
                         "UPDATE poptune_members SET lease_owner = $3,
-                            lease_until = now() + make_interval(secs => $4)
+                            lease_until = clock_timestamp() + make_interval(secs => $4)
                          WHERE experiment = $1 AND id = $2 RETURNING {MEMBER_COLUMNS}"
                     ),
                     &[&exp, &r.get::<_, i32>(0), &owner, &secs],
@@ -198,13 +252,17 @@ impl Leases for PostgresStore {
             .transpose()
     }
 
-    /// Extends `owner`'s lease on `member`; `false` if the lease is no longer `owner`'s.
+    /// Extends `owner`'s lease on `member`; `false` if the lease is no longer `owner`'s or has
+    /// run out by the database's clock (an expired lease is never revived: its member may be
+    /// claimed by another worker at any moment, and this one's segment is not to be recorded).
     fn heartbeat(&self, owner: &str, member: usize, lease: Duration) -> Result<bool, StoreError> {
         let secs = lease.as_secs_f64();
         let n = self.read(|c, exp| {
             c.execute(
-                "UPDATE poptune_members SET lease_until = now() + make_interval(secs => $4)
-                 WHERE experiment = $1 AND id = $2 AND lease_owner = $3",
+                "UPDATE poptune_members
+                 SET lease_until = clock_timestamp() + make_interval(secs => $4)
+                 WHERE experiment = $1 AND id = $2 AND lease_owner = $3
+                   AND lease_until > clock_timestamp()",
                 &[&exp, &(member as i32), &owner, &secs],
             )
         })?;

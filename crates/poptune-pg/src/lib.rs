@@ -7,18 +7,23 @@
 //! from the URL or the standard `PGUSER`, `PGPASSWORD`, `PGHOST`, `PGPORT` and `PGDATABASE`
 //! variables, and are never printed: errors name the server as `host:port/database`.
 
-use std::str::FromStr;
+use std::sync::atomic::AtomicBool;
 
 use poptune::{Event, Hyperparams};
+mod connect;
+mod errors;
 mod leases;
 
-pub use leases::{Ready, ReadyView};
+pub use connect::config;
+
+pub use errors::{describe, is_connection_error};
+pub use leases::{Ready, ReadyView, TidyView};
 
 use poptune_store::{
     metrics_from_json, metrics_json, CheckpointRow, Commit, FaultRow, MemberRow, RunStatus,
     StepRow, Store, StoreError, Tally,
 };
-use postgres::{Client, Config, NoTls, Transaction};
+use postgres::{Client, Config, Transaction};
 
 /// The schema's migrations, in order: (version, SQL). A database at a higher version than the
 /// last one here was written by a newer poptune and is refused.
@@ -73,55 +78,18 @@ const MIGRATION_LOCK: i64 = 0x0070_6f70_7475_6e65;
 pub struct PostgresStore {
     /// Queries need `&mut Client`; the store's readers take `&self`.
     client: std::sync::Mutex<Client>,
+    /// How to connect again ([`PostgresStore::reconnect`]).
+    cfg: Config,
     experiment: String,
     location: String,
+    /// The password, to take out of any message.
+    secret: Option<String>,
+    /// An error showed that the connection is gone.
+    lost: AtomicBool,
 }
 
-/// The connection settings of `url`, completed from the standard PG environment variables;
-/// and where it points, without credentials.
-pub fn config(url: &str) -> Result<(Config, String), StoreError> {
-    let mut cfg = Config::from_str(url).map_err(|e| StoreError::Server {
-        location: "(the --store URL)".into(),
-        message: format!(
-            "cannot read the URL: {e}; write it as postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE"
-        ),
-    })?;
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    if cfg.get_hosts().is_empty() {
-        cfg.host(env("PGHOST").as_deref().unwrap_or("127.0.0.1"));
-    }
-    if cfg.get_ports().is_empty() {
-        if let Some(p) = env("PGPORT").and_then(|p| p.parse().ok()) {
-            cfg.port(p);
-        }
-    }
-    if cfg.get_user().is_none() {
-        cfg.user(env("PGUSER").as_deref().unwrap_or("postgres"));
-    }
-    if cfg.get_password().is_none() {
-        if let Some(p) = env("PGPASSWORD") {
-            cfg.password(p);
-        }
-    }
-    if cfg.get_dbname().is_none() {
-        if let Some(d) = env("PGDATABASE") {
-            cfg.dbname(&d);
-        }
-    }
-    let host = match cfg.get_hosts().first() {
-        Some(postgres::config::Host::Tcp(h)) => h.clone(),
-        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
-        None => "?".into(),
-    };
-    let port = cfg.get_ports().first().copied().unwrap_or(5432);
-    let db = cfg
-        .get_dbname()
-        .or(cfg.get_user())
-        .unwrap_or("postgres")
-        .to_string();
-    Ok((cfg, format!("{host}:{port}/{db}")))
-}
-
+/// A server error at `location`, for errors that carry no password (migrations run on a
+/// connection whose password [`PostgresStore`] redacts itself).
 pub(crate) fn server(location: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Server {
         location: location.to_string(),
@@ -135,7 +103,7 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 
 /// Brings the schema to the latest version; returns the version it found.
 pub fn migrate(client: &mut Client, location: &str) -> Result<i32, StoreError> {
-    let db = |e| server(location, e);
+    let db = |e: postgres::Error| server(location, describe(&e));
     let mut tx = client.transaction().map_err(db)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .map_err(db)?;
@@ -168,31 +136,9 @@ pub fn migrate(client: &mut Client, location: &str) -> Result<i32, StoreError> {
 }
 
 impl PostgresStore {
-    /// Connects to the database at `url` (migrating its schema if needed), for experiment
-    /// `experiment`.
-    pub fn open(url: &str, experiment: &str) -> Result<Self, StoreError> {
-        let (cfg, location) = config(url)?;
-        let mut client = cfg.connect(NoTls).map_err(|e| {
-            server(
-                &location,
-                format!("cannot connect: {e}; check that the server runs and the URL or PGUSER/PGPASSWORD are right"),
-            )
-        })?;
-        migrate(&mut client, &location)?;
-        Ok(PostgresStore {
-            client: std::sync::Mutex::new(client),
-            experiment: experiment.to_string(),
-            location,
-        })
-    }
-
     /// Where the store is (`host:port/database`), without credentials.
     pub fn location(&self) -> &str {
         &self.location
-    }
-
-    fn client(&mut self) -> &mut Client {
-        self.client.get_mut().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs a query with the client and this store's experiment name.
@@ -201,7 +147,21 @@ impl PostgresStore {
         f: impl FnOnce(&mut Client, &str) -> Result<T, postgres::Error>,
     ) -> Result<T, StoreError> {
         let mut c = self.client.lock().unwrap_or_else(|e| e.into_inner());
-        f(&mut c, &self.experiment).map_err(|e| server(&self.location, e))
+        f(&mut c, &self.experiment).map_err(|e| self.db(e))
+    }
+
+    /// Runs `f` in one transaction with this store's experiment name; commits if `f`
+    /// succeeds.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&mut Transaction<'_>, &str) -> Result<T, postgres::Error>,
+    ) -> Result<T, StoreError> {
+        self.read(|c, exp| {
+            let mut tx = c.transaction()?;
+            let out = f(&mut tx, exp)?;
+            tx.commit()?;
+            Ok(out)
+        })
     }
 
     pub(crate) fn corrupt(&self, what: &str, e: impl std::fmt::Display) -> StoreError {
@@ -213,11 +173,7 @@ impl PostgresStore {
 
     /// Deletes the experiment and everything recorded for it.
     pub fn delete(&mut self) -> Result<(), StoreError> {
-        let loc = self.location.clone();
-        let exp = self.experiment.clone();
-        self.client()
-            .execute("DELETE FROM poptune_experiments WHERE name = $1", &[&exp])
-            .map_err(|e| server(&loc, e))?;
+        self.read(|c, exp| c.execute("DELETE FROM poptune_experiments WHERE name = $1", &[&exp]))?;
         Ok(())
     }
 }
@@ -288,7 +244,7 @@ fn write_member(
 /// Writes everything in `c` within `tx`.
 pub(crate) fn write_commit(
     tx: &mut Transaction<'_>,
-    exp: &String,
+    exp: &str,
     c: &Commit,
 ) -> Result<(), postgres::Error> {
     if !c.steps.is_empty() {
@@ -395,23 +351,25 @@ impl Store for PostgresStore {
                 self.experiment
             )));
         }
-        let loc = self.location.clone();
-        let db = |e| server(&loc, e);
-        let mut tx = self.client().transaction().map_err(db)?;
+        let mut c = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tx = c.transaction().map_err(|e| self.db(e))?;
         tx.execute(
             "INSERT INTO poptune_experiments (name, definition, status) VALUES ($1, $2, 'running')",
             &[&name, &definition],
         )
-        .map_err(|e| {
-            server(
-                &loc,
-                format!("cannot create experiment `{name}` (does it exist already?): {e}"),
-            )
+        .map_err(|e| match self.db(e) {
+            StoreError::Server { location, message } => StoreError::Server {
+                location,
+                message: format!(
+                    "cannot create experiment `{name}` (does it exist already?): {message}"
+                ),
+            },
+            other => other,
         })?;
         for m in members {
-            write_member(&mut tx, name, m).map_err(db)?;
+            write_member(&mut tx, name, m).map_err(|e| self.db(e))?;
         }
-        tx.commit().map_err(db)
+        tx.commit().map_err(|e| self.db(e))
     }
 
     fn definition(&self) -> Result<Option<(String, String)>, StoreError> {
@@ -439,12 +397,7 @@ impl Store for PostgresStore {
     }
 
     fn commit(&mut self, c: &Commit) -> Result<(), StoreError> {
-        let loc = self.location.clone();
-        let exp = self.experiment.clone();
-        let db = |e| server(&loc, e);
-        let mut tx = self.client().transaction().map_err(db)?;
-        write_commit(&mut tx, &exp, c).map_err(db)?;
-        tx.commit().map_err(db)
+        self.write(|tx, exp| write_commit(tx, exp, c))
     }
 
     fn steps(&self) -> Result<Vec<StepRow>, StoreError> {
