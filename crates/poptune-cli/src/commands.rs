@@ -108,7 +108,7 @@ pub struct ExportArgs {
 pub fn finish_run(summary: durable::Summary, dir: &Path, metric: &str) -> Result<(), CliError> {
     println!("experiment {}: {}", dir.display(), summary.status);
     if let Some((m, s)) = summary.best {
-        println!("best member: {m}, {metric} = {s}");
+        println!("{}", best_line(m, metric, s));
     }
     println!("compute: {} member-steps trained", summary.compute);
     if summary.faults > 0 {
@@ -126,6 +126,15 @@ pub fn finish_run(summary: durable::Summary, dir: &Path, metric: &str) -> Result
         dir.display()
     );
     Ok(())
+}
+
+/// The summary's line about the best member: its score with significant digits, as
+/// `poptune status` and the report write it.
+fn best_line(member: usize, metric: &str, score: f64) -> String {
+    format!(
+        "best member: {member}, {metric} = {}",
+        poptune_view::format::score(score)
+    )
 }
 
 fn lease(secs: f64) -> Result<Duration, CliError> {
@@ -259,4 +268,21 @@ pub fn resume(args: &ResumeArgs) -> Result<(), CliError> {
         &ProcessWorkers::new(&def.trainable),
         args.quiet,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::best_line;
+
+    #[test]
+    fn the_summary_gives_the_best_score_significant_digits() {
+        assert_eq!(
+            best_line(14, "score", -0.00000000000011051084723415792),
+            "best member: 14, score = -1.10511e-13"
+        );
+        assert_eq!(
+            best_line(2, "val_accuracy", 0.912345678),
+            "best member: 2, val_accuracy = 0.912346"
+        );
+    }
 }

@@ -10,6 +10,7 @@ use poptune::lineage::schedule;
 use poptune_run::local::{self as durable, CKPT_DIR, LOG_DIR};
 use poptune_run::protocol::Process;
 use poptune_store::{Checkpoints, RunStatus, Store};
+use poptune_view::format;
 
 use crate::commands::{ExportArgs, ReplayArgs};
 use crate::config;
@@ -109,18 +110,37 @@ pub(crate) fn print_status(
     local: bool,
 ) -> Result<(), CliError> {
     let dir = &def.directory;
-    let (mut status, elapsed) = store.status()?;
+    let (mut status, _) = store.status()?;
     if local && status == RunStatus::Running && !durable::is_held(dir) {
         // Recorded as running by a process that is gone (killed, or the machine stopped).
         status = RunStatus::Interrupted;
     }
+    print!("{}", status_text(store, def, place, status)?);
+    Ok(())
+}
+
+/// What `poptune status` prints, the run's status being `status`: scores with significant
+/// digits ([`poptune_view::format::score`]), the mode as an experiment file writes it.
+fn status_text(
+    store: &dyn Store,
+    def: &config::ExperimentDef,
+    place: &str,
+    status: RunStatus,
+) -> Result<String, CliError> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let (_, elapsed) = store.status()?;
     let members = store.members()?;
     let events = store.events()?;
     let faults = store.faults()?;
-    println!("experiment: {} ({place})", def.name);
-    println!(
-        "status: {status}, running time {:.1} s, {} members, {} steps each, mode {:?}",
-        elapsed, def.population, def.stop.steps, def.mode
+    let _ = writeln!(out, "experiment: {} ({place})", def.name);
+    let _ = writeln!(
+        out,
+        "status: {status}, running time {:.1} s, {} members, {} steps each, mode {}",
+        elapsed,
+        def.population,
+        def.stop.steps,
+        format::mode(def.mode)
     );
     // In PBT every exploit is followed by an explore of the copied hyperparameters; an event
     // without a donor is an explore on its own (the explore-only variant).
@@ -130,24 +150,27 @@ pub(crate) fn print_status(
         poptune::Variant::Pbt => " (each followed by an explore)",
         _ => "",
     };
-    println!(
+    let _ = writeln!(
+        out,
         "exploits: {exploits}{then}, explores without an exploit: {alone}, faults: {}",
         faults.len()
     );
     if let Some(t) = store.tally()? {
-        println!(
+        let _ = writeln!(
+            out,
             "compute: {} member-steps trained (including steps trained again)",
             t.compute
         );
     }
-    println!();
+    let _ = writeln!(out);
     let mut order: Vec<&poptune_store::MemberRow> = members.iter().collect();
     order.sort_by(|a, b| {
         let k =
             |m: &poptune_store::MemberRow| m.score.map_or(f64::NEG_INFINITY, |s| def.mode.key(s));
         k(b).total_cmp(&k(a)).then(a.id.cmp(&b.id))
     });
-    println!(
+    let _ = writeln!(
+        out,
         "{:>6} {:>8} {:>12} {:>8}  hyperparameters",
         "member", "step", def.metric, "state"
     );
@@ -162,27 +185,33 @@ pub(crate) fn print_status(
             // The run is over or interrupted: nobody trains it now.
             "stopped"
         };
-        println!(
+        let _ = writeln!(
+            out,
             "{:>6} {:>8} {:>12} {:>8}  {}",
             m.id,
             m.step,
-            m.score.map_or("-".to_string(), |s| format!("{s:.6}")),
+            m.score.map_or("-".to_string(), format::score),
             state,
             m.h
         );
     }
     if !faults.is_empty() {
-        println!();
-        println!("last faults:");
+        let _ = writeln!(out);
+        let _ = writeln!(out, "last faults:");
         for f in faults.iter().rev().take(5) {
-            println!(
+            let _ = writeln!(
+                out,
                 "  member {} at step {}: {}: {}",
                 f.member, f.step, f.kind, f.message
             );
         }
-        println!("  (process stderr: {})", dir.join(LOG_DIR).display());
+        let _ = writeln!(
+            out,
+            "  (process stderr: {})",
+            def.directory.join(LOG_DIR).display()
+        );
     }
-    Ok(())
+    Ok(out)
 }
 
 fn pick_member(
@@ -230,7 +259,7 @@ pub fn export(args: &ExportArgs) -> Result<(), CliError> {
         "exported member {m}'s checkpoint at step {} ({} = {}) to {}",
         members[m].step,
         def.metric,
-        members[m].score.map_or("-".into(), |s| s.to_string()),
+        members[m].score.map_or("-".into(), format::score),
         args.out.display()
     );
     Ok(())
@@ -305,4 +334,50 @@ pub fn replay(args: &ReplayArgs) -> Result<(), CliError> {
         restore.map_or(work, |r| r.0).display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use poptune::{Mode, Param, Policy, Space, StopRules, TrainableDef};
+    use poptune_store::{Commit, MemberRow, MemoryStore};
+
+    use super::*;
+
+    #[test]
+    fn the_status_gives_scores_significant_digits_and_the_mode_as_written() {
+        let def = config::ExperimentDef {
+            name: "tiny".into(),
+            metric: "reward".into(),
+            mode: Mode::Max,
+            population: 2,
+            seed: 1,
+            slots: 1,
+            initial: Default::default(),
+            directory: PathBuf::from("/nonexistent"),
+            policy: Policy::default(),
+            space: Space::new().with("lr", Param::float(0.0, 1.0)),
+            stop: StopRules::steps(10),
+            trainable: TrainableDef::default(),
+        };
+        let mut store = MemoryStore::new();
+        let members: Vec<MemberRow> = (0..2)
+            .map(|m| MemberRow::new(m, poptune::Hyperparams::new().with("lr", 0.5)))
+            .collect();
+        store.create(&def.name, &def.to_json(), &members).unwrap();
+        let mut c = Commit::default();
+        for (m, score) in [(0, -1e-8), (1, 1.5e11)] {
+            let mut row = members[m].clone();
+            row.step = 10;
+            row.score = Some(score);
+            c.members.push(row);
+        }
+        store.commit(&c).unwrap();
+        let text = status_text(&store, &def, "mem", RunStatus::Finished).unwrap();
+        assert!(text.contains("mode max"), "{text}");
+        assert!(text.contains(" -1e-8 "), "{text}");
+        assert!(text.contains(" 1.5e11 "), "{text}");
+        assert!(!text.contains("-0.000000"), "{text}");
+    }
 }

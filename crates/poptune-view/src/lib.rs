@@ -5,9 +5,12 @@
 //! - [`report::write`]: a report from a store (CSV and JSON-lines exports, PNG and SVG
 //!   figures, one self-contained HTML page);
 //! - [`fonts::register`]: the embedded font the bitmap figures use;
+//! - [`format`]: how numbers are written, for people ([`format::score`]) and for data files
+//!   ([`format::number`]);
 //! - [`init_logging`]: the libraries' log lines on stderr.
 
 pub mod fonts;
+pub mod format;
 pub mod progress;
 pub mod report;
 

@@ -3,13 +3,15 @@
 
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use poptune::lineage::schedule;
-use poptune::{Event, ExperimentDef, Hyperparams, Param};
+use poptune::{Event, ExperimentDef, Hyperparams};
 use poptune_store::StepRow;
 
+use super::panels::{draw_hyperparameters, panels};
+use super::scale::{score_axis, Axis, Ticked};
+use crate::format::score;
 use crate::ViewError;
 
-type Result<T> = std::result::Result<T, ViewError>;
+pub(crate) type Result<T> = std::result::Result<T, ViewError>;
 
 /// Follows `member` (at step `step`) back through its donors: which member's training each
 /// stretch of its final state comes from, as (member, from, to) on an axis of training steps
@@ -68,6 +70,27 @@ pub(crate) enum Figure {
     Lineage,
 }
 
+impl Figure {
+    /// The figure's size in pixels: the hyperparameters get a panel of readable height each,
+    /// the lineage a row of readable height per member.
+    pub(crate) fn size(self, d: &FigureData<'_>) -> (u32, u32) {
+        match self {
+            Figure::Scores => (WIDTH, 700),
+            Figure::Hyperparameters => (WIDTH, 60 + PANEL * panels(d.def).len().max(1) as u32),
+            Figure::Lineage => (WIDTH, (240 + 24 * d.def.population as u32).clamp(420, 1000)),
+        }
+    }
+}
+
+/// The figures' width: the HTML page shows them at this size.
+const WIDTH: u32 = 1200;
+/// The height of one hyperparameter's panel.
+const PANEL: u32 = 300;
+/// The text size of tick labels and axis descriptions.
+pub(crate) const TEXT: u32 = 18;
+/// The text size of captions.
+pub(crate) const CAPTION: u32 = 22;
+
 pub(crate) struct FigureData<'a> {
     pub def: &'a ExperimentDef,
     pub steps: &'a [StepRow],
@@ -77,13 +100,44 @@ pub(crate) struct FigureData<'a> {
     pub best_step: u64,
 }
 
-fn colour(i: usize) -> RGBColor {
-    let c = Palette99::pick(i).to_rgba();
+impl FigureData<'_> {
+    /// The step axis's end: the highest step recorded (a run that a stop rule ended early
+    /// does not get an axis of steps it never trained), or the run's step limit before any.
+    pub(crate) fn max_step(&self) -> f64 {
+        self.steps
+            .iter()
+            .map(|s| s.step)
+            .max()
+            .unwrap_or(self.def.stop.steps) as f64
+    }
+}
+
+/// Member `i`'s colour: the ten of Tableau's palette (distinct, none too pale on white), then
+/// hues a golden angle apart at the same saturation and lightness.
+pub(crate) fn colour(i: usize) -> RGBColor {
+    const TEN: [(u8, u8, u8); 10] = [
+        (31, 119, 180),
+        (255, 127, 14),
+        (44, 160, 44),
+        (214, 39, 40),
+        (148, 103, 189),
+        (140, 86, 75),
+        (227, 119, 194),
+        (127, 127, 127),
+        (188, 189, 34),
+        (23, 190, 207),
+    ];
+    if let Some(&(r, g, b)) = TEN.get(i) {
+        return RGBColor(r, g, b);
+    }
+    let c = HSLColor((i as f64 * 0.618_034).fract(), 0.7, 0.42).to_rgba();
     RGBColor(c.0, c.1, c.2)
 }
 
 /// Turns a plotters drawing error into an error of this crate, as its debug text.
-fn draw_err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> ViewError {
+pub(crate) fn draw_err<E: std::error::Error + Send + Sync>(
+    e: DrawingAreaErrorKind<E>,
+) -> ViewError {
     ViewError::Draw(format!("{e:?}"))
 }
 
@@ -106,48 +160,194 @@ where
     Ok(())
 }
 
-/// Draws every member's score by step, the best one thick, with a circle at each exploit.
+/// A chart whose axes are [`Axis`]es.
+pub(crate) type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<Ticked, Ticked>>;
+
+/// The frame of a chart: its axes and their descriptions.
+pub(crate) struct Frame<'s> {
+    pub x: &'s Axis,
+    pub y: &'s Axis,
+    pub x_desc: &'s str,
+    pub y_desc: &'s str,
+}
+
+/// The width of the widest of `texts` at size `size`, as the area's backend measures it.
+pub(crate) fn widest<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    texts: impl IntoIterator<Item = String>,
+    size: u32,
+) -> Result<u32> {
+    let style = ("sans-serif", size).into_text_style(area);
+    let mut w = 0;
+    for t in texts {
+        w = w.max(area.estimate_text_size(&t, &style).map_err(draw_err)?.0);
+    }
+    Ok(w)
+}
+
+/// Builds a chart on `area` and draws its mesh: the label areas are as wide as the widest
+/// tick label needs (and a tenth more, for a viewer's font that is wider), so that no label
+/// is ever clipped.
+pub(crate) fn chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    f: &Frame<'_>,
+) -> Result<Chart<'a, DB>> {
+    let label_w = widest(area, f.y.labels(), TEXT)?;
+    let y_area = label_w + label_w / 10 + 18 + TEXT * 3 / 2;
+    let x_area = TEXT * 2 + 22;
+    // The last x label is centred on the right edge: room for its half.
+    let right = widest(area, f.x.labels().into_iter().last(), TEXT)? / 2 + 12;
+    let mut chart = ChartBuilder::on(area)
+        .margin_top(10)
+        .margin_right(right)
+        .margin_left(6)
+        .margin_bottom(6)
+        .x_label_area_size(x_area)
+        .y_label_area_size(y_area)
+        .build_cartesian_2d(f.x.spec(), f.y.spec())
+        .map_err(draw_err)?;
+    let (x, y) = (f.x.clone(), f.y.clone());
+    chart
+        .configure_mesh()
+        .x_desc(f.x_desc)
+        .y_desc(f.y_desc)
+        .x_label_formatter(&|v| x.label(*v))
+        .y_label_formatter(&|v| y.label(*v))
+        .label_style(("sans-serif", TEXT))
+        .axis_desc_style(("sans-serif", TEXT))
+        .bold_line_style(RGBColor(225, 225, 225))
+        .draw()
+        .map_err(draw_err)?;
+    Ok(chart)
+}
+
+/// Splits a member's points into the stretches to draw: a NaN score breaks its line, a
+/// score outside the y axis's range is drawn at its edge. Returns the stretches and the
+/// points drawn at an edge (where a stretch first leaves the range), with how many were.
+type Clipped = (Vec<Vec<(f64, f64)>>, Vec<(f64, f64, bool)>, usize);
+
+pub(crate) fn clip(points: impl Iterator<Item = (f64, f64)>, y: &Axis) -> Clipped {
+    let mut runs: Vec<Vec<(f64, f64)>> = vec![vec![]];
+    let mut marks = Vec::new();
+    let mut clipped = 0;
+    let mut was_out = false;
+    for (x, v) in points {
+        if v.is_nan() {
+            runs.push(vec![]);
+            was_out = false;
+            continue;
+        }
+        let (p, out) = y.clamp(v);
+        if out {
+            clipped += 1;
+            if !was_out {
+                marks.push((x, p, p >= y.hi));
+            }
+        }
+        was_out = out;
+        if let Some(run) = runs.last_mut() {
+            run.push((x, p));
+        }
+    }
+    runs.retain(|r| !r.is_empty());
+    (runs, marks, clipped)
+}
+
+/// The scores figure's caption, and a second line saying which members' scores lie outside
+/// the range shown.
+fn score_captions(d: &FigureData<'_>, y: &Axis) -> (String, Option<String>) {
+    let caption = format!(
+        "{} of every member by step (thick: the best, member {}; circles: exploits, at the donor's score)",
+        d.def.metric, d.best
+    );
+    let mut outside: Vec<(usize, usize, f64)> = Vec::new();
+    for m in 0..d.def.population {
+        let far = d
+            .steps
+            .iter()
+            .filter(|s| s.member == m && y.clamp(s.score).1)
+            .map(|s| s.score)
+            .fold((0, f64::NAN), |(n, w), s| {
+                let further = w.is_nan() || y.at(s).abs() > y.at(w).abs();
+                (n + 1, if further { s } else { w })
+            });
+        if far.0 > 0 {
+            outside.push((m, far.0, far.1));
+        }
+    }
+    if outside.is_empty() {
+        return (caption, None);
+    }
+    let list: Vec<String> = outside
+        .iter()
+        .take(6)
+        .map(|(m, n, w)| format!("member {m}: {n} steps, to {}", score(*w)))
+        .collect();
+    let more = if outside.len() > 6 { ", …" } else { "" };
+    let note = format!(
+        "scores outside this range are drawn at its edge (triangles): {}{more}",
+        list.join("; ")
+    );
+    (caption, Some(note))
+}
+
+/// Draws every member's score by step, the best one thick, with a circle at each exploit and
+/// a legend; the y range leaves out a member that diverges (its scores are drawn at the edge,
+/// and the caption says so), and is logarithmic when the scores are positive and span
+/// many decades.
 fn draw_scores<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     d: &FigureData<'_>,
 ) -> Result<()> {
-    let max_step = d.def.stop.steps as f64;
-    let (lo, hi) = d
-        .steps
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), s| {
-            (a.min(s.score), b.max(s.score))
-        });
-    let pad = ((hi - lo) * 0.05).max(1e-9);
-    let mut chart = ChartBuilder::on(root)
-        .caption(
-            format!(
-                "{} of every member (circles: exploits, at the donor's score)",
-                d.def.metric
-            ),
-            ("sans-serif", 22),
-        )
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..max_step, (lo - pad)..(hi + pad))
+    let scores: Vec<f64> = d.steps.iter().map(|s| s.score).collect();
+    let y = score_axis(&scores);
+    let x = Axis::linear(0.0, d.max_step(), true);
+    let (caption, note) = score_captions(d, &y);
+    let mut body = root
+        .titled(&caption, ("sans-serif", CAPTION))
         .map_err(draw_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("step")
-        .y_desc(d.def.metric.as_str())
-        .draw()
-        .map_err(draw_err)?;
-    for m in 0..d.def.population {
-        let pts: Vec<(f64, f64)> = d
+    if let Some(note) = &note {
+        body = body
+            .titled(note, ("sans-serif", TEXT).into_font().color(&RED))
+            .map_err(draw_err)?;
+    }
+    let entries = legend_entries(d);
+    let legend_w = legend_width(&body, &entries)?;
+    let (plot, legend) = body.split_horizontally(body.dim_in_pixel().0.saturating_sub(legend_w));
+    let y_desc = if y.log {
+        format!("{} (log scale)", d.def.metric)
+    } else {
+        d.def.metric.clone()
+    };
+    let frame = Frame {
+        x: &x,
+        y: &y,
+        x_desc: "step",
+        y_desc: &y_desc,
+    };
+    let mut chart = chart(&plot, &frame)?;
+    // The best member last, on top of the others.
+    let order = (0..d.def.population)
+        .filter(|m| *m != d.best)
+        .chain(std::iter::once(d.best));
+    for m in order {
+        let pts = d
             .steps
             .iter()
             .filter(|s| s.member == m)
-            .map(|s| (s.step as f64, s.score))
-            .collect();
+            .map(|s| (s.step as f64, s.score));
+        let (runs, marks, _) = clip(pts, &y);
         let width = if m == d.best { 3 } else { 1 };
+        for run in runs {
+            chart
+                .draw_series(LineSeries::new(run, colour(m).stroke_width(width)))
+                .map_err(draw_err)?;
+        }
         chart
-            .draw_series(LineSeries::new(pts, colour(m).stroke_width(width)))
+            .draw_series(marks.into_iter().map(|(x, p, up)| {
+                let size = if up { 7 } else { -7 };
+                TriangleMarker::new((x, p), size, colour(m).filled())
+            }))
             .map_err(draw_err)?;
     }
     chart
@@ -156,138 +356,78 @@ fn draw_scores<DB: DrawingBackend>(
                 .iter()
                 .filter(|e| e.donor.is_some())
                 .filter_map(|e| {
-                    e.donor_score
-                        .map(|s| Circle::new((e.step as f64, s), 4, colour(e.recipient).filled()))
+                    e.donor_score.map(|s| {
+                        Circle::new(
+                            (e.step as f64, y.clamp(s).0),
+                            4,
+                            colour(e.recipient).filled(),
+                        )
+                    })
                 }),
         )
         .map_err(draw_err)?;
-    Ok(())
+    draw_legend(&legend, &entries)
 }
 
-/// Draws one panel per numeric hyperparameter of the space, stacked top to bottom.
-fn draw_hyperparameters<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    d: &FigureData<'_>,
-) -> Result<()> {
-    let params: Vec<(&str, &Param)> = d
-        .def
-        .space
-        .iter()
-        .filter(|(_, p)| !matches!(p, Param::Fixed { .. } | Param::Choice { .. }))
-        .collect();
-    let areas = root.split_evenly((params.len().max(1), 1));
-    for ((name, param), area) in params.iter().zip(areas.iter()) {
-        draw_hyperparameter(area, name, param, d)?;
-    }
-    Ok(())
-}
-
-/// Each member's value of one hyperparameter as a stepped line over its own step count.
-fn member_lines(
-    d: &FigureData<'_>,
-    value: impl Fn(&Hyperparams) -> Option<f64>,
-    max_step: f64,
-) -> Vec<Vec<(f64, f64)>> {
-    let mut lines: Vec<Vec<(f64, f64)>> = Vec::new();
-    for m in 0..d.def.population {
-        let mut h = d.initial[m].clone();
-        let mut pts = Vec::new();
-        let mut at = 0u64;
-        for e in d.events.iter().filter(|e| e.recipient == m) {
-            if let Some(v) = value(&h) {
-                pts.push((at as f64, v));
-                pts.push((e.step as f64, v));
-            }
-            h = e.new_h.clone();
-            // An exploit's recipient counts on from the donor's step.
-            at = e.donor_step;
-        }
-        if let Some(v) = value(&h) {
-            pts.push((at as f64, v));
-            pts.push((max_step, v));
-        }
-        lines.push(pts);
-    }
-    lines
-}
-
-/// Draws one hyperparameter's panel: every member's value (thin) and the best's schedule (thick).
-fn draw_hyperparameter<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    name: &str,
-    param: &Param,
-    d: &FigureData<'_>,
-) -> Result<()> {
-    let max_step = d.def.stop.steps as f64;
-    let log = matches!(
-        param,
-        Param::Float { log: true, .. } | Param::Int { log: true, .. }
+/// The legend's entries: the best member first, named so, then the others.
+fn legend_entries(d: &FigureData<'_>) -> Vec<(String, usize)> {
+    let mut entries = vec![(format!("member {} (best)", d.best), d.best)];
+    entries.extend(
+        (0..d.def.population)
+            .filter(|m| *m != d.best)
+            .map(|m| (format!("member {m}"), m)),
     );
-    let value = |h: &Hyperparams| {
-        h.f64(name)
-            .map(|v| if log { v.max(1e-300).log10() } else { v })
-    };
-    let lines = member_lines(d, value, max_step);
-    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for p in lines.iter().flatten() {
-        lo = lo.min(p.1);
-        hi = hi.max(p.1);
-    }
-    // The best member's schedule, followed back through its donors: the
-    // hyperparameters that produced its final state, by steps of training.
-    let sched = schedule(d.initial, d.events, d.best, d.best_step);
-    let mut best_line = Vec::new();
-    for seg in &sched.segments {
-        if let Some(v) = value(&seg.h) {
-            best_line.push((seg.start as f64, v));
-            best_line.push((seg.end as f64, v));
-            lo = lo.min(v);
-            hi = hi.max(v);
+    entries
+}
+
+/// A legend row's height, and the most columns a legend takes.
+const ROW: u32 = 22;
+const COLUMNS: usize = 3;
+
+/// The legend's rows per column, and its columns, in an area `height` tall.
+fn legend_layout(entries: usize, height: u32) -> (usize, usize) {
+    let rows = ((height.saturating_sub(40)) / ROW).max(1) as usize;
+    let cols = entries.div_ceil(rows).clamp(1, COLUMNS);
+    (rows, cols)
+}
+
+fn legend_width<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[(String, usize)],
+) -> Result<u32> {
+    let text = widest(area, entries.iter().map(|e| e.0.clone()), TEXT)?;
+    let (_, cols) = legend_layout(entries.len(), area.dim_in_pixel().1);
+    Ok((text + text / 10 + 44) * cols as u32 + 10)
+}
+
+/// Draws the legend in columns; when it cannot hold every member, its last row says how
+/// many it leaves out.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[(String, usize)],
+) -> Result<()> {
+    let (rows, cols) = legend_layout(entries.len(), area.dim_in_pixel().1);
+    let fits = rows * cols;
+    let col_w = (area.dim_in_pixel().0.saturating_sub(10) / cols as u32) as i32;
+    let style = ("sans-serif", TEXT).into_font();
+    for (i, (label, m)) in entries.iter().enumerate().take(fits) {
+        let (c, r) = ((i / rows) as i32, (i % rows) as i32);
+        let (x, y) = (10 + c * col_w, 30 + r * ROW as i32);
+        if i + 1 == fits && entries.len() > fits {
+            let more = format!("… {} more", entries.len() + 1 - fits);
+            area.draw(&Text::new(more, (x, y - 8), style.clone()))
+                .map_err(draw_err)?;
+            break;
         }
-    }
-    if !lo.is_finite() {
-        return Ok(());
-    }
-    // The schedule counts the steps of the whole history, which an exploit of an
-    // older donor makes longer than the member's own count.
-    let x_max = sched
-        .segments
-        .iter()
-        .map(|s| s.end as f64)
-        .fold(max_step, f64::max);
-    let pad = ((hi - lo) * 0.05).max(1e-6);
-    let label = if log {
-        format!("log10({name})")
-    } else {
-        name.to_string()
-    };
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            format!(
-                "{name} of every member (thin) and the schedule that made the best's final state, member {} (thick black)",
-                d.best
-            ),
-            ("sans-serif", 18),
-        )
-        .margin(8)
-        .x_label_area_size(30)
-        .y_label_area_size(70)
-        .build_cartesian_2d(0.0..x_max, (lo - pad)..(hi + pad))
+        let width = if i == 0 { 5 } else { 2 };
+        area.draw(&PathElement::new(
+            vec![(x, y), (x + 28, y)],
+            colour(*m).stroke_width(width),
+        ))
         .map_err(draw_err)?;
-    chart
-        .configure_mesh()
-        .x_desc("step (thin: each member's own count; thick: steps of the best's history, as `poptune replay` retrains them)")
-        .y_desc(label)
-        .draw()
-        .map_err(draw_err)?;
-    for (m, pts) in lines.into_iter().enumerate() {
-        chart
-            .draw_series(LineSeries::new(pts, colour(m).stroke_width(1)))
+        area.draw(&Text::new(label.clone(), (x + 34, y - 8), style.clone()))
             .map_err(draw_err)?;
     }
-    chart
-        .draw_series(LineSeries::new(best_line, BLACK.stroke_width(3)))
-        .map_err(draw_err)?;
     Ok(())
 }
 
@@ -297,32 +437,38 @@ fn draw_lineage<DB: DrawingBackend>(
     d: &FigureData<'_>,
 ) -> Result<()> {
     let (pieces, jumps, total) = lineage(d.events, d.best, d.best_step);
-    let mut chart = ChartBuilder::on(root)
-        .caption(
-            format!(
-                "lineage of member {}: whose training its final state came from",
-                d.best
-            ),
-            ("sans-serif", 20),
-        )
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..total.max(1.0), -0.5..(d.def.population as f64 - 0.5))
+    let caption = format!(
+        "lineage of member {}: whose training its final state came from",
+        d.best
+    );
+    let body = root
+        .titled(&caption, ("sans-serif", CAPTION))
         .map_err(draw_err)?;
-    chart
-        .configure_mesh()
-        .x_desc(format!(
-            "the {total} training steps behind its final state, oldest first (vertical lines: exploits)"
-        ))
-        .y_desc("member")
-        .draw()
-        .map_err(draw_err)?;
+    let x = Axis::linear(0.0, total.max(1.0), true);
+    let pop = d.def.population.max(1);
+    let mut y = Axis::linear(0.0, (pop - 1) as f64, true);
+    // One tick per member, or round steps when there are many.
+    y.lo = -0.5;
+    y.hi = pop as f64 - 0.5;
+    if pop <= 32 {
+        y.ticks = (0..pop).map(|m| m as f64).collect();
+    }
+    let x_desc = format!(
+        "the {} training steps behind its final state, oldest first (vertical lines: exploits)",
+        score(total)
+    );
+    let frame = Frame {
+        x: &x,
+        y: &y,
+        x_desc: &x_desc,
+        y_desc: "member",
+    };
+    let mut chart = chart(&body, &frame)?;
     for (m, a, b) in &pieces {
         chart
             .draw_series(LineSeries::new(
                 vec![(*a, *m as f64), (*b, *m as f64)],
-                colour(*m).stroke_width(5),
+                colour(*m).stroke_width(6),
             ))
             .map_err(draw_err)?;
     }

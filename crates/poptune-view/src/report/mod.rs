@@ -3,8 +3,13 @@
 
 mod exports;
 mod figures;
+mod history;
+mod page;
+mod panels;
+mod scale;
+#[cfg(test)]
+mod tests;
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
@@ -14,6 +19,7 @@ use poptune_store::Store;
 
 use crate::ViewError;
 use figures::{draw_figure, Figure, FigureData};
+use page::{Page, DATA};
 
 /// The files a report wrote.
 #[derive(Debug, Clone)]
@@ -64,96 +70,71 @@ pub fn write(
     let steps = store.steps()?;
     let events = store.events()?;
     let members = store.members()?;
+    let faults = store.faults()?;
     let (status, elapsed) = store.status()?;
     if steps.is_empty() {
         return Err(ViewError::NoSteps(place.to_string()));
     }
-    exports::write(out, &steps, &events).map_err(ViewError::io(out))?;
-    crate::fonts::register();
-    let best = poptune_store::best_member(def.mode, &members).unwrap_or(0);
     let initial = def
         .experiment()
         .initial_hyperparams()
         .map_err(|e| ViewError::Definition(e.to_string()))?;
+    exports::write(out, &steps, &events, &initial).map_err(ViewError::io(out))?;
+    crate::fonts::register();
+    let best = poptune_store::best_member(def.mode, &members).unwrap_or(0);
+    let best_step = members.get(best).map_or(0, |m| m.step);
+    let ctx = FigureData {
+        def,
+        steps: &steps,
+        events: &events,
+        initial: &initial,
+        best,
+        best_step,
+    };
     let mut figures = Vec::new();
-    for (name, draw) in [
+    for (name, fig) in [
         ("scores", Figure::Scores),
         ("hyperparameters", Figure::Hyperparameters),
         ("lineage", Figure::Lineage),
     ] {
-        let ctx = FigureData {
-            def,
-            steps: &steps,
-            events: &events,
-            initial: &initial,
-            best,
-            best_step: members[best].step,
-        };
         let png = out.join(format!("{name}.png"));
         let svg = out.join(format!("{name}.svg"));
-        let size = (1200, 700);
+        let size = fig.size(&ctx);
         draw_figure(
             BitMapBackend::new(&png, size).into_drawing_area(),
-            draw,
+            fig,
             &ctx,
         )
         .map_err(|e| e.drawing(&png))?;
-        draw_figure(SVGBackend::new(&svg, size).into_drawing_area(), draw, &ctx)
+        draw_figure(SVGBackend::new(&svg, size).into_drawing_area(), fig, &ctx)
             .map_err(|e| e.drawing(&svg))?;
-        figures.push((name, svg));
+        let text = std::fs::read_to_string(&svg).map_err(ViewError::io(&svg))?;
+        figures.push((name, text));
     }
-    let sched = schedule(&initial, &events, best, members[best].step);
+    let sched = schedule(&initial, &events, best, best_step);
     // Member-steps trained, with those trained again; a store of release 0.1.0 has no tally.
     let compute = store.tally()?.map_or(steps.len() as u64, |t| t.compute);
     let html = out.join("report.html");
-    let mut page = String::new();
-    let _ = write!(
-        page,
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>poptune report: {name}</title>\
-         <style>body{{font-family:sans-serif;max-width:1250px;margin:auto}}pre{{background:#f4f4f4;padding:8px}}\
-         table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}}</style></head><body>\
-         <h1>poptune report: {name}</h1><p>status: {status}; running time {elapsed:.1} s; {pop} members × {steps} steps; \
-         {compute} member-steps trained; {ex} exploits. Best member: {best} ({metric} = {score}).</p>",
-        name = esc(&def.name),
-        pop = def.population,
-        steps = def.stop.steps,
-        ex = events.iter().filter(|e| e.donor.is_some()).count(),
-        metric = esc(&def.metric),
-        score = members[best].score.map_or("-".into(), |s| format!("{s:.6}")),
-    );
-    let _ = write!(
-        page,
-        "<h2>Schedule of the best member</h2><pre>{}</pre>",
-        esc(&sched.to_string())
-    );
-    for (name, svg) in &figures {
-        let text = std::fs::read_to_string(svg).map_err(ViewError::io(svg))?;
-        let _ = write!(page, "<h2>{name}</h2>{text}");
+    let names: Vec<&str> = figures.iter().map(|(name, _)| *name).collect();
+    let page = Page {
+        def,
+        status,
+        elapsed,
+        members: &members,
+        steps: &steps,
+        faults: &faults,
+        exploits: events.iter().filter(|e| e.donor.is_some()).count(),
+        compute,
+        best,
+        schedule: &sched,
+        figures,
     }
-    page.push_str("<h2>Members</h2><table><tr><th>member</th><th>step</th><th>score</th><th>hyperparameters</th></tr>");
-    for m in &members {
-        let _ = write!(
-            page,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
-            m.id,
-            m.step,
-            m.score.map_or("-".into(), |s| format!("{s:.6}")),
-            esc(&m.h.to_string())
-        );
-    }
-    page.push_str("</table><p>Data: steps.csv, steps.jsonl, events.csv, events.jsonl beside this page.</p></body></html>");
+    .render();
     std::fs::write(&html, page).map_err(ViewError::io(&html))?;
-    const DATA: [&str; 4] = ["steps.csv", "steps.jsonl", "events.csv", "events.jsonl"];
     Ok(ReportFiles {
         out: out.to_path_buf(),
         html,
         data: DATA.iter().map(|f| out.join(f)).collect(),
-        figures: figures.iter().map(|(name, _)| out.join(name)).collect(),
+        figures: names.iter().map(|name| out.join(name)).collect(),
     })
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
