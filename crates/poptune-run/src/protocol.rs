@@ -112,6 +112,7 @@ impl Process {
                 out: stdout,
                 buf: Vec::with_capacity(1 << 16),
                 start: 0,
+                scanned: 0,
             },
             log: log.to_path_buf(),
             segment_log_start: log_start,
@@ -280,6 +281,16 @@ impl Process {
                         ),
                     ))
                 }
+                ReadLine::TooLong => {
+                    return Err(Fault::new(
+                        FaultKind::Protocol,
+                        format!(
+                            "wrote a stdout line longer than {} MiB after {done} of {steps} steps \
+                             (print logs to stderr, not stdout)",
+                            MAX_LINE >> 20
+                        ),
+                    ))
+                }
                 ReadLine::Eof => {
                     return Err(self.dead(
                         format!("the process ended after {done} of {steps} steps"),
@@ -291,15 +302,7 @@ impl Process {
             if trimmed.is_empty() {
                 continue;
             }
-            let msg = serde_json::from_str(trimmed).map_err(|_| {
-                Fault::new(
-                    FaultKind::Protocol,
-                    format!(
-                        "stdout line is not JSON: {:?} (print logs to stderr, not stdout)",
-                        shorten(trimmed)
-                    ),
-                )
-            })?;
+            let msg = serde_json::from_str(trimmed).map_err(|e| not_json(trimmed, &e))?;
             return Ok((msg, trimmed.to_string()));
         }
     }
@@ -359,7 +362,13 @@ enum ReadLine {
     Failed(std::io::Error),
     /// `cancel` said stop.
     Cancelled,
+    /// A line longer than [`MAX_LINE`] bytes.
+    TooLong,
 }
+
+/// The longest stdout line a trainable may write (a protocol message is a few hundred bytes; a
+/// process that writes megabytes without a newline is not speaking the protocol).
+pub const MAX_LINE: usize = 16 << 20;
 
 /// Lines from the process's stdout, read in the calling thread with a timeout (poll), so a
 /// line costs no hand-over between threads.
@@ -367,6 +376,8 @@ struct LineReader {
     out: ChildStdout,
     buf: Vec<u8>,
     start: usize,
+    /// Bytes after `start` known to hold no newline.
+    scanned: usize,
 }
 
 impl LineReader {
@@ -379,15 +390,21 @@ impl LineReader {
         let deadline = Instant::now() + timeout;
         let mut chunk = [0u8; 1 << 15];
         loop {
-            if let Some(i) = self.buf[self.start..].iter().position(|&b| b == b'\n') {
-                let line =
-                    String::from_utf8_lossy(&self.buf[self.start..self.start + i]).into_owned();
-                self.start += i + 1;
+            let from = self.start + self.scanned;
+            if let Some(i) = self.buf[from..].iter().position(|&b| b == b'\n') {
+                let end = from + i;
+                let line = String::from_utf8_lossy(&self.buf[self.start..end]).into_owned();
+                self.start = end + 1;
+                self.scanned = 0;
                 if self.start == self.buf.len() {
                     self.buf.clear();
                     self.start = 0;
                 }
                 return ReadLine::Line(line);
+            }
+            self.scanned = self.buf.len() - self.start;
+            if self.scanned > MAX_LINE {
+                return ReadLine::TooLong;
             }
             if self.start > 0 {
                 self.buf.drain(..self.start);
@@ -452,6 +469,32 @@ impl WaitTimeout for Child {
             }
         }
     }
+}
+
+/// The fault for a stdout line that does not parse. A number JSON cannot hold (Python's
+/// `json.dumps` writes `NaN` and `Infinity`; `1e999` overflows a double) is a non-finite
+/// score or metric, not a protocol error.
+fn not_json(line: &str, e: &serde_json::Error) -> Fault {
+    let overflow = e.to_string().contains("number out of range");
+    let token = ["NaN", "Infinity"].into_iter().find(|t| line.contains(t));
+    if overflow || token.is_some() {
+        return Fault::new(
+            FaultKind::NonFinite,
+            format!(
+                "stdout line {:?} holds {} — scores and metrics must be finite numbers (the \
+                 helper writes a NaN metric as null)",
+                shorten(line),
+                token.map_or("a number beyond a double's range", |t| t)
+            ),
+        );
+    }
+    Fault::new(
+        FaultKind::Protocol,
+        format!(
+            "stdout line is not JSON: {:?} (print logs to stderr, not stdout)",
+            shorten(line)
+        ),
+    )
 }
 
 fn shorten(s: &str) -> String {
