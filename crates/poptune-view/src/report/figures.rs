@@ -253,16 +253,11 @@ pub(crate) fn clip(points: impl Iterator<Item = (f64, f64)>, y: &Axis) -> Clippe
     (runs, marks, clipped)
 }
 
-/// The scores figure's caption, and a second line saying which members' scores lie outside
-/// the range shown.
-fn score_captions(d: &FigureData<'_>, y: &Axis) -> (String, Option<String>) {
-    let caption = format!(
-        "{} of every member by step (thick: the best, member {}; circles: exploits, at the donor's score)",
-        d.def.metric, d.best
-    );
-    let mut outside: Vec<(usize, usize, f64)> = Vec::new();
+/// For each member with scores outside the y range shown: how many, and the furthest.
+fn outside(d: &FigureData<'_>, y: &Axis) -> Vec<String> {
+    let mut list = Vec::new();
     for m in 0..d.def.population {
-        let far = d
+        let (n, far) = d
             .steps
             .iter()
             .filter(|s| s.member == m && y.clamp(s.score).1)
@@ -271,24 +266,57 @@ fn score_captions(d: &FigureData<'_>, y: &Axis) -> (String, Option<String>) {
                 let further = w.is_nan() || y.at(s).abs() > y.at(w).abs();
                 (n + 1, if further { s } else { w })
             });
-        if far.0 > 0 {
-            outside.push((m, far.0, far.1));
+        if n > 0 {
+            list.push(format!("member {m}: {n} steps, to {}", score(far)));
         }
     }
-    if outside.is_empty() {
-        return (caption, None);
+    list
+}
+
+/// The line that says which members' scores lie outside the range shown: as many as fit in
+/// the area's width, then how many more.
+fn outside_note<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    items: &[String],
+) -> Result<Option<String>> {
+    if items.is_empty() {
+        return Ok(None);
     }
-    let list: Vec<String> = outside
-        .iter()
-        .take(6)
-        .map(|(m, n, w)| format!("member {m}: {n} steps, to {}", score(*w)))
-        .collect();
-    let more = if outside.len() > 6 { ", …" } else { "" };
-    let note = format!(
-        "scores outside this range are drawn at its edge (triangles): {}{more}",
-        list.join("; ")
-    );
-    (caption, Some(note))
+    let room = area.dim_in_pixel().0.saturating_sub(30);
+    let head = "scores outside this range are drawn at its edge (triangles): ";
+    let mut note = format!("{head}{}", items[0]);
+    for (i, item) in items.iter().enumerate().skip(1) {
+        let more = format!("; and {} more members", items.len() - i);
+        let longer = format!("{note}; {item}");
+        let next = if i + 1 < items.len() {
+            format!("{longer}; and {} more members", items.len() - i - 1)
+        } else {
+            longer.clone()
+        };
+        if widest(area, [next], TEXT)? > room {
+            note.push_str(&more);
+            break;
+        }
+        note = longer;
+    }
+    Ok(Some(note))
+}
+
+/// Draws a title at the top of `area` (in a smaller size when it would not fit its width)
+/// and returns the area below it.
+pub(crate) fn title<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    text: &str,
+    size: u32,
+    colour: &RGBColor,
+) -> Result<DrawingArea<DB, Shift>> {
+    let room = area.dim_in_pixel().0.saturating_sub(20);
+    let mut size = size;
+    while size > 11 && widest(area, [text.to_string()], size)? > room {
+        size -= 1;
+    }
+    area.titled(text, ("sans-serif", size).into_font().color(colour))
+        .map_err(draw_err)
 }
 
 /// Draws every member's score by step, the best one thick, with a circle at each exploit and
@@ -302,14 +330,13 @@ fn draw_scores<DB: DrawingBackend>(
     let scores: Vec<f64> = d.steps.iter().map(|s| s.score).collect();
     let y = score_axis(&scores);
     let x = Axis::linear(0.0, d.max_step(), true);
-    let (caption, note) = score_captions(d, &y);
-    let mut body = root
-        .titled(&caption, ("sans-serif", CAPTION))
-        .map_err(draw_err)?;
-    if let Some(note) = &note {
-        body = body
-            .titled(note, ("sans-serif", TEXT).into_font().color(&RED))
-            .map_err(draw_err)?;
+    let caption = format!(
+        "{} of every member by step (thick: the best, member {}; circles: exploits, at the donor's score)",
+        d.def.metric, d.best
+    );
+    let mut body = title(root, &caption, CAPTION, &BLACK)?;
+    if let Some(note) = outside_note(&body, &outside(d, &y))? {
+        body = title(&body, &note, TEXT, &RED)?;
     }
     let entries = legend_entries(d);
     let legend_w = legend_width(&body, &entries)?;
@@ -382,7 +409,7 @@ fn legend_entries(d: &FigureData<'_>) -> Vec<(String, usize)> {
 
 /// A legend row's height, and the most columns a legend takes.
 const ROW: u32 = 22;
-const COLUMNS: usize = 3;
+const COLUMNS: usize = 2;
 
 /// The legend's rows per column, and its columns, in an area `height` tall.
 fn legend_layout(entries: usize, height: u32) -> (usize, usize) {
@@ -441,9 +468,7 @@ fn draw_lineage<DB: DrawingBackend>(
         "lineage of member {}: whose training its final state came from",
         d.best
     );
-    let body = root
-        .titled(&caption, ("sans-serif", CAPTION))
-        .map_err(draw_err)?;
+    let body = title(root, &caption, CAPTION, &BLACK)?;
     let x = Axis::linear(0.0, total.max(1.0), true);
     let pop = d.def.population.max(1);
     let mut y = Axis::linear(0.0, (pop - 1) as f64, true);

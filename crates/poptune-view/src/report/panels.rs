@@ -6,7 +6,7 @@ use plotters::prelude::*;
 use poptune::lineage::schedule;
 use poptune::{ExperimentDef, Hyperparams, Param};
 
-use super::figures::{chart, colour, draw_err, FigureData, Frame, Result, CAPTION, TEXT};
+use super::figures::{chart, colour, draw_err, title, FigureData, Frame, Result, CAPTION, TEXT};
 use super::scale::Axis;
 
 /// The hyperparameters that get a panel: those with numeric values that can change.
@@ -27,20 +27,17 @@ pub(crate) fn draw_hyperparameters<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     d: &FigureData<'_>,
 ) -> Result<()> {
-    let body = root
-        .titled(
-            &format!(
-                "hyperparameters of every member (thin, in its colour) and the schedule behind the best's final state, member {} (thick black)",
-                d.best
-            ),
-            ("sans-serif", TEXT + 1),
-        )
-        .map_err(draw_err)?
-        .titled(
-            "thin lines: each member's own step count; thick: the steps of the best's history, as `poptune replay` retrains them",
-            ("sans-serif", TEXT).into_font().color(&RGBColor(90, 90, 90)),
-        )
-        .map_err(draw_err)?;
+    let caption = format!(
+        "hyperparameters of every member (thin, in its colour) and the schedule behind the best's final state, member {} (thick black)",
+        d.best
+    );
+    let body = title(root, &caption, TEXT + 1, &BLACK)?;
+    let body = title(
+        &body,
+        "thin lines: each member's own step count; thick: the steps of the best's history, as `poptune replay` retrains them",
+        TEXT,
+        &RGBColor(90, 90, 90),
+    )?;
     let params = panels(d.def);
     let areas = body.split_evenly((params.len().max(1), 1));
     for ((name, param), area) in params.iter().zip(areas.iter()) {
@@ -153,9 +150,7 @@ fn draw_hyperparameter<DB: DrawingBackend>(
         .map(|s| s.end as f64)
         .fold(max_step, f64::max);
     let x = Axis::linear(0.0, x_max, true);
-    let body = area
-        .titled(name, ("sans-serif", CAPTION))
-        .map_err(draw_err)?;
+    let body = title(area, name, CAPTION, &BLACK)?;
     let y_desc = if y.log {
         format!("{name} (log scale)")
     } else {
