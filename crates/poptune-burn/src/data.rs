@@ -21,6 +21,13 @@ pub struct Split {
 }
 
 impl Split {
+    /// A split of `n = y.len()` rows from row-major features `x` (`n × d` values) and labels
+    /// `y` (class indices from 0); `None` if the sizes disagree.
+    pub fn new(x: Vec<f32>, y: Vec<i64>, d: usize) -> Option<Split> {
+        let n = y.len();
+        (d > 0 && x.len() == n * d && y.iter().all(|&c| c >= 0)).then_some(Split { x, y, n, d })
+    }
+
     fn take(x: &[f32], y: &[i64], d: usize, rows: &[usize]) -> Split {
         let mut xs = Vec::with_capacity(rows.len() * d);
         let mut ys = Vec::with_capacity(rows.len());

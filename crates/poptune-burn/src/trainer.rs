@@ -141,12 +141,38 @@ impl<M: Classifier> BurnTrainer<M> {
             })
     }
 
+    /// The network as trained so far.
+    pub fn model(&self) -> &M {
+        &self.state.model
+    }
+
     /// Accuracy of the current model on `split`.
     pub fn accuracy(&self, split: &Split) -> f64 {
         let plain = Device::flex();
         let x = features(split, 0..split.n, &plain);
         accuracy(&self.state.model, x, &split.y)
     }
+}
+
+/// Loads the weights of a checkpoint (a checkpoint directory, or the folder `poptune export`
+/// wrote) into `model`, a model of the same architecture made on any device: the trained
+/// network, ready for inference. (`optimizer.bpk` and `meta.json` beside it hold the rest of
+/// the training state, which only training on needs.)
+///
+/// ```no_run
+/// # use poptune_burn::{model::Mlp, trainer::load_model};
+/// # use burn::prelude::*;
+/// let device = Device::flex();
+/// let model = load_model(std::path::Path::new("best"), Mlp::new(64, 128, 10, &device))?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn load_model<M: Module>(dir: &Path, model: M) -> std::io::Result<M> {
+    let path = dir.join("model.bpk");
+    let record = ModuleRecord::load(&path)
+        .map_err(|e| std::io::Error::other(format!("cannot read {}: {e}", path.display())))?;
+    model
+        .try_load_record(record)
+        .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))
 }
 
 /// Rows `rows` of `split` as a `[rows, d]` tensor on `device`.
@@ -370,5 +396,24 @@ mod tests {
         d.state.optim = sgd(0.5, 1e-4);
         d.state.momentum = 0.5;
         assert_ne!(c.step(&h(0.5)).unwrap(), d.step(&h(0.5)).unwrap());
+    }
+
+    #[test]
+    fn an_exported_checkpoint_loads_into_a_fresh_network_for_inference() {
+        let mut a = trainer(1);
+        for _ in 0..3 {
+            a.step(&h(0.9)).unwrap();
+        }
+        let dir = tempfile::tempdir().unwrap();
+        BurnTrainer::save_state(&a.save(), dir.path()).unwrap();
+        let data = Which::Digits.load().unwrap();
+        let device = Device::flex();
+        let net = load_model(dir.path(), Mlp::new(64, 32, 10, &device)).unwrap();
+        let x = features(&data.test, 0..data.test.n, &device);
+        assert_eq!(accuracy(&net, x, &data.test.y), a.accuracy(&data.test));
+        // A network of another shape, or no checkpoint, is an error that names the file.
+        assert!(load_model(dir.path(), Mlp::new(64, 16, 10, &device)).is_err());
+        let missing = load_model(&dir.path().join("nothing"), Mlp::new(64, 32, 10, &device));
+        assert!(missing.is_err_and(|e| e.to_string().contains("model.bpk")));
     }
 }
