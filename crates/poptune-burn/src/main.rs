@@ -114,12 +114,19 @@ fn setup(task: Task, method: Method, seed: u64, shape: &Shape) -> Result<Setup, 
 }
 
 fn describe(r: &RunResult) -> String {
+    let score = poptune_view::format::score;
     match r.test_accuracy {
         Some(t) => format!(
-            "best member {}: validation accuracy {:.4}, test accuracy {:.4}",
-            r.best_member, r.score, t
+            "best member {}: validation accuracy {}, test accuracy {}",
+            r.best_member,
+            score(r.score),
+            score(t)
         ),
-        None => format!("best member {}: tour length {:.4}", r.best_member, r.score),
+        None => format!(
+            "best member {}: tour length {}",
+            r.best_member,
+            score(r.score)
+        ),
     }
 }
 

@@ -10,7 +10,9 @@
 //! - [`init_logging`]: the libraries' log lines on stderr.
 
 pub mod fonts;
-pub mod format;
+/// How numbers are written, the same in every face (from the core, which writes them in
+/// run statuses and hyperparameters too).
+pub use poptune::format;
 pub mod progress;
 pub mod report;
 

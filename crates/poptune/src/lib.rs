@@ -33,6 +33,7 @@ pub mod error;
 pub mod experiment;
 pub mod exploit;
 pub mod explore;
+pub mod format;
 pub mod lineage;
 pub mod policy;
 pub mod population;

@@ -352,7 +352,9 @@ impl Books {
             if key >= def.mode.key(t) && self.stop.is_none() {
                 self.stop = Some(format!(
                     "member {m} reached the target {} = {} at step {}",
-                    def.metric, s.score, s.step
+                    def.metric,
+                    poptune::format::score(s.score),
+                    s.step
                 ));
             }
         }

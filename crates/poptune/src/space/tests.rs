@@ -98,3 +98,21 @@ fn grid_is_spread_and_bounded() {
     let g = Space::new().with("f", Param::fixed(1i64)).grid(5);
     assert_eq!(g.len(), 1);
 }
+
+#[test]
+fn values_print_with_significant_digits() {
+    let h = Hyperparams::new()
+        .with("lr", 1e-6)
+        .with("wd", 0.1)
+        .with("batch", 32i64)
+        .with("big", 3.82e276);
+    assert_eq!(
+        h.f64("lr").map(|x| Value::Float(x).to_string()),
+        Some("1e-6".into())
+    );
+    assert_eq!(Value::Float(0.1).to_string(), "0.1");
+    assert_eq!(Value::Float(0.123456789).to_string(), "0.123457");
+    assert_eq!(Value::Float(3.82e276).to_string(), "3.82e276");
+    assert_eq!(Value::Int(32).to_string(), "32");
+    assert!(h.to_string().contains("lr=1e-6"), "{h}");
+}

@@ -96,7 +96,7 @@ impl fmt::Display for Value {
         match self {
             Value::Bool(b) => write!(f, "{b}"),
             Value::Int(i) => write!(f, "{i}"),
-            Value::Float(x) => write!(f, "{x:.6}"),
+            Value::Float(x) => f.write_str(&crate::format::score(*x)),
             Value::Str(s) => write!(f, "{s}"),
         }
     }

@@ -8,10 +8,10 @@
 //!   `f64`, and no more, in exponent form when it is tiny or huge (`3.82e276`, not 277 digits).
 
 /// A mode as an experiment file writes it: `max` or `min`.
-pub fn mode(mode: poptune::Mode) -> &'static str {
+pub fn mode(mode: crate::Mode) -> &'static str {
     match mode {
-        poptune::Mode::Max => "max",
-        poptune::Mode::Min => "min",
+        crate::Mode::Max => "max",
+        crate::Mode::Min => "min",
     }
 }
 
@@ -99,8 +99,8 @@ mod tests {
 
     #[test]
     fn a_mode_is_written_as_in_the_file() {
-        assert_eq!(mode(poptune::Mode::Max), "max");
-        assert_eq!(mode(poptune::Mode::Min), "min");
+        assert_eq!(mode(crate::Mode::Max), "max");
+        assert_eq!(mode(crate::Mode::Min), "min");
     }
 
     #[test]
