@@ -764,3 +764,125 @@ fn abandoned_checkpoint_directories_are_removed() {
     let mut s = store;
     s.delete().unwrap();
 }
+
+/// A TCP proxy to the test server that, once, lets a ready transaction's COMMIT through to the
+/// server and then cuts the connection before the server's answer reaches the worker: the
+/// commit lands, but the worker cannot know. Returns the proxy's port.
+fn losing_proxy(server: &str) -> u16 {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = server.to_string();
+    let fired = Arc::new(AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { return };
+            let Ok(mut upstream) = TcpStream::connect(&server) else {
+                continue;
+            };
+            let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+            let mute = Arc::new(AtomicBool::new(false));
+            let mute2 = mute.clone();
+            // Server to client, unless muted.
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                while let Ok(n) = u2.read(&mut buf) {
+                    if n == 0 || mute2.load(Ordering::SeqCst) || c2.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = c2.shutdown(Shutdown::Both);
+            });
+            let fired = fired.clone();
+            // Client to server, watching for a ready transaction's COMMIT.
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                let mut seen_steps = false;
+                let mut tail: Vec<u8> = Vec::new();
+                while let Ok(n) = client.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    tail.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&tail).into_owned();
+                    seen_steps |= text.contains("INSERT INTO poptune_steps");
+                    let commit = seen_steps && text.contains("COMMIT");
+                    if commit && !fired.swap(true, Ordering::SeqCst) {
+                        mute.store(true, Ordering::SeqCst);
+                        let _ = upstream.write_all(&buf[..n]);
+                        std::thread::sleep(Duration::from_millis(500));
+                        break;
+                    }
+                    if commit {
+                        seen_steps = false;
+                    }
+                    if upstream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    let keep = tail.len().saturating_sub(64);
+                    tail.drain(..keep);
+                }
+                let _ = upstream.shutdown(Shutdown::Both);
+                let _ = client.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    port
+}
+
+/// A ready transaction lands but its answer is lost with the connection: the worker
+/// reconnects, finds its lease released by that very commit, and learns from the index that
+/// its segment was recorded; so it keeps the checkpoint (the member's next segment starts
+/// from it) and records nothing twice.
+#[test]
+fn a_commit_whose_answer_was_lost_keeps_its_checkpoint() {
+    let url = url();
+    let (_, location) = poptune_pg::config(&url).unwrap();
+    let (server, db) = location.split_once('/').unwrap();
+    let port = losing_proxy(server);
+    let user = poptune_pg::config(&url)
+        .unwrap()
+        .0
+        .get_user()
+        .unwrap()
+        .to_string();
+    let proxied = format!("postgres://{user}@127.0.0.1:{port}/{db}");
+    let tmp = tempfile::tempdir().unwrap();
+    let name = unique("lostanswer");
+    let log = tmp.path().join("steps.log");
+    let file = experiment(tmp.path(), &name, &log, "asynchronous");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace(&format!("population = {POPULATION}"), "population = 1")
+        .replace(&format!("steps = {STEPS}"), "steps = 10");
+    std::fs::write(&file, text).unwrap();
+    let stderr = std::fs::File::create(tmp.path().join("run.stderr")).unwrap();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_poptune"))
+        .args(["run", file.to_str().unwrap(), "--store", &proxied])
+        .args(["--lease", "30", "--outage-limit", "60"])
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    wait_all(std::slice::from_mut(&mut run), Duration::from_secs(60));
+    let text = std::fs::read_to_string(tmp.path().join("run.stderr")).unwrap();
+    assert!(run.wait().unwrap().success(), "{text}");
+    assert!(
+        text.contains("recorded before the connection was lost"),
+        "the answer was not lost: {text}"
+    );
+    let store = PostgresStore::open(&url, &name).unwrap();
+    assert_eq!(store.status().unwrap().0, RunStatus::Finished, "{text}");
+    assert!(store.faults().unwrap().is_empty(), "{:?}", store.faults());
+    let steps: Vec<u64> = store.steps().unwrap().iter().map(|s| s.step).collect();
+    assert_eq!(steps, (1..=10).collect::<Vec<_>>());
+    let ckpts = Checkpoints::open(&tmp.path().join("shared/checkpoints")).unwrap();
+    for c in store.checkpoints().unwrap() {
+        ckpts.verify(&c.name, &c.checksum).unwrap();
+    }
+    let mut s = store;
+    s.delete().unwrap();
+}

@@ -166,8 +166,7 @@ fn a_cut_connection_is_named_and_reconnects() {
     terminate(&url, &name);
     let e = s.members().err().map(|e| e.to_string()).unwrap_or_default();
     assert!(
-        e.contains("terminating connection due to administrator command")
-            || e.contains("connection closed"),
+        e.contains("terminating connection due to administrator command"),
         "{e}"
     );
     assert!(!e.contains("db error"), "{e}");

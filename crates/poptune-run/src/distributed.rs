@@ -183,7 +183,16 @@ pub fn work(url: &str, name: &str, opts: &WorkOptions) -> Result<WorkerSummary, 
         total.faults += r.faults;
     }
     (total.outages, total.outage_seconds) = outage.totals();
-    total.status = Some(outage.retry(&store, |s| s.status())?.0);
+    // This connection has been idle since the start: one an outage cut is replaced without a
+    // word (the slots have said what happened).
+    let status = match store.status() {
+        Err(_) if store.connection_lost() => outage.retry(&store, |s| {
+            s.reconnect()?;
+            s.status()
+        })?,
+        r => r?,
+    };
+    total.status = Some(status.0);
     tidied += tidy_logged(&store, &ckpts, &id, opts);
     total.tidied = tidied;
     Ok(total)

@@ -116,7 +116,7 @@ impl Outage {
         s.since = Some(now);
         if !self.quiet {
             tracing::warn!(
-                "worker {}: lost the database ({error}); reconnecting for up to {:.0} s",
+                "worker {}: {error}; reconnecting for up to {:.0} s (--outage-limit)",
                 self.worker,
                 self.limit.as_secs_f64()
             );
