@@ -16,7 +16,7 @@ use super::{lock, Handoff, Shared, State};
 pub(super) fn committer(
     shared: &Shared<'_>,
     rx: std::sync::mpsc::Receiver<Handoff>,
-    gc: std::sync::mpsc::Sender<Vec<String>>,
+    gc: std::sync::mpsc::SyncSender<Vec<String>>,
 ) {
     // No flush yet: the first group then collects for a whole period from its first
     // segment (the trainables' start-up is over by then), rather than being one segment.

@@ -107,6 +107,12 @@ fn collect_garbage(ckpts: &Checkpoints, rx: std::sync::mpsc::Receiver<Vec<String
     use std::sync::mpsc::TryRecvError;
     let mut retired: std::collections::VecDeque<std::path::PathBuf> = Default::default();
     loop {
+        // Behind: delete before taking more names (the committer waits meanwhile).
+        while retired.len() >= MAX_RETIRED {
+            if let Some(dir) = retired.pop_front() {
+                let _ = ckpts.empty_retired(&dir);
+            }
+        }
         let names = if retired.is_empty() {
             match rx.recv() {
                 Ok(names) => names,
@@ -140,6 +146,12 @@ fn collect_garbage(ckpts: &Checkpoints, rx: std::sync::mpsc::Receiver<Vec<String
     }
     ckpts.drop_spares();
 }
+
+/// Batches of superseded checkpoints that may wait for the deleter.
+const GC_BATCHES: usize = 4;
+
+/// Superseded checkpoints taken out of the folder whose files may wait to be deleted.
+const MAX_RETIRED: usize = 16;
 
 /// How long a run that has ended goes on deleting superseded checkpoints.
 const END_DELETES: std::time::Duration = std::time::Duration::from_millis(500);
@@ -210,7 +222,9 @@ pub fn run(
     }
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::channel::<Handoff>();
-        let (gc_tx, gc_rx) = std::sync::mpsc::channel::<Vec<String>>();
+        // Bounded: when deletes fall behind (large checkpoints on a slow disk), the committer
+        // waits for them, and so the slots, rather than superseded checkpoints piling up.
+        let (gc_tx, gc_rx) = std::sync::mpsc::sync_channel::<Vec<String>>(GC_BATCHES);
         let shared = &shared;
         s.spawn(move || commit::committer(shared, rx, gc_tx));
         // Deleting superseded checkpoints is slow file-system work; done here it never holds
