@@ -17,7 +17,8 @@ pub trait Leases {
         below: Option<u64>,
     ) -> Result<Option<MemberRow>, StoreError>;
 
-    /// Extends `owner`'s lease on `member`; `false` if the lease is no longer `owner`'s.
+    /// Extends `owner`'s lease on `member`; `false` if the lease is no longer `owner`'s or has
+    /// run out (an expired lease is never revived: another worker may be training the member).
     fn heartbeat(&self, owner: &str, member: usize, lease: Duration) -> Result<bool, StoreError>;
 
     /// Gives up `owner`'s lease on `member` without recording anything.
