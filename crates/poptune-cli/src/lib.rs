@@ -49,7 +49,10 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
         // are bad input: exit code 2, as the command's own.
         let usage = inner
             .downcast_ref::<poptune_run::RunError>()
-            .is_some_and(poptune_run::RunError::is_usage);
+            .is_some_and(poptune_run::RunError::is_usage)
+            || inner
+                .downcast_ref::<poptune_store::StoreError>()
+                .is_some_and(poptune_store::StoreError::is_usage);
         CliError {
             inner,
             code: if usage { 2 } else { 1 },

@@ -26,16 +26,15 @@ const APPLICATION_NAME_MAX: usize = 63;
 /// The connection settings of `url`, completed from the standard PG environment variables;
 /// and where it points, without credentials.
 pub fn config(url: &str) -> Result<(Config, String), StoreError> {
-    let mut cfg = Config::from_str(url).map_err(|e| StoreError::Server {
-        location: "(the --store URL)".into(),
-        message: errors::redact(
+    let mut cfg = Config::from_str(url).map_err(|e| {
+        StoreError::BadAddress(errors::redact(
             &format!(
-                "cannot read the URL: {}; write it as \
+                "--store: cannot read the URL: {}; write it as \
                  postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE",
                 describe(&e)
             ),
             errors::url_password(url).as_deref(),
-        ),
+        ))
     })?;
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if cfg.get_hosts().is_empty() {
@@ -171,5 +170,28 @@ fn redact_error(e: StoreError, secret: Option<&str>) -> StoreError {
             message: errors::redact(&message, secret),
         },
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_that_cannot_be_read_is_bad_input_without_its_password() {
+        for url in [
+            "notaurl",
+            "postgres://u:sekrit@127.0.0.1:5/x?bogus=1",
+            "postgres://u:sekrit@127.0.0.1:notaport/x",
+        ] {
+            match config(url) {
+                Err(e) => {
+                    assert!(e.is_usage(), "{url}: {e}");
+                    assert!(e.to_string().contains("--store"), "{url}: {e}");
+                    assert!(!e.to_string().contains("sekrit"), "{url}: {e}");
+                }
+                Ok(_) => panic!("{url} was read"),
+            }
+        }
     }
 }

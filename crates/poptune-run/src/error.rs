@@ -42,6 +42,10 @@ impl RunError {
 
     /// Whether the input was wrong (exit code 2) rather than the run failing.
     pub fn is_usage(&self) -> bool {
-        matches!(self, RunError::Usage(_))
+        match self {
+            RunError::Usage(_) => true,
+            RunError::Store(e) => e.is_usage(),
+            _ => false,
+        }
     }
 }

@@ -77,6 +77,16 @@ pub enum StoreError {
     /// The experiment is not the expected one or the store is of another version.
     #[error("{0}")]
     Mismatch(String),
+    /// The store's address (a `--store` URL) cannot be read: the user's to fix.
+    #[error("{0}")]
+    BadAddress(String),
+}
+
+impl StoreError {
+    /// Whether the user gave a wrong input (exit code 2) rather than the store failing.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, StoreError::BadAddress(_))
+    }
 }
 
 /// A member's durable state: what it trains with and where its latest checkpoint is.
