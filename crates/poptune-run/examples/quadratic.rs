@@ -59,7 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let summary = experiment.run_in("quadratic", &dir, |_| Quadratic { x: 0.0 }, &Quiet, &stop)?;
     println!("{}: {}", dir.display(), summary.status);
     if let Some((member, score)) = summary.best {
-        println!("best member {member}: score {score}");
+        println!("best member {member}: score {}", poptune::format::score(score));
     }
     Ok(())
 }
