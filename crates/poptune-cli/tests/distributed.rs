@@ -458,6 +458,51 @@ fn a_stop_rule_ends_a_distributed_run_for_every_worker() {
     );
 }
 
+#[test]
+fn a_stopped_distributed_experiment_trains_on_when_only_its_stop_rules_change() {
+    let url = url();
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("longer");
+    let log = dir.path().join("steps.log");
+    let file = experiment(dir.path(), &name, &log, "asynchronous");
+    let short = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace(&format!("steps = {STEPS}"), "steps = 10");
+    std::fs::write(&file, &short).unwrap();
+    let run = |file: &Path| {
+        poptune()
+            .args(["run", file.to_str().unwrap(), "--store", &url, "--quiet"])
+            .status()
+            .unwrap()
+    };
+    assert!(run(&file).success());
+    let store = PostgresStore::open(&url, &name).unwrap();
+    assert_eq!(store.status().unwrap().0, RunStatus::Finished);
+    assert!(store.members().unwrap().iter().all(|m| m.step == 10));
+    // Raised steps: the same command trains every member on to them.
+    std::fs::write(&file, short.replace("steps = 10", "steps = 20")).unwrap();
+    assert!(run(&file).success());
+    assert_eq!(store.status().unwrap().0, RunStatus::Finished);
+    let members = store.members().unwrap();
+    assert!(
+        members.iter().all(|m| m.step == 20 && m.done),
+        "{members:?}"
+    );
+    let (_, stored) = store.definition().unwrap().unwrap();
+    assert!(stored.contains("\"steps\":20"), "{stored}");
+    // Any other change is refused (exit 2).
+    std::fs::write(
+        &file,
+        short
+            .replace("steps = 10", "steps = 20")
+            .replace("seed = 11", "seed = 12"),
+    )
+    .unwrap();
+    assert_eq!(run(&file).code(), Some(2));
+    let mut s = store;
+    s.delete().unwrap();
+}
+
 /// The directories in `dir`, but `.tmp`.
 fn dirs(dir: &Path) -> BTreeSet<String> {
     std::fs::read_dir(dir)

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use poptune::ExperimentDef;
 use poptune_pg::PostgresStore;
-use poptune_store::{Checkpoints, RunStatus, Store};
+use poptune_store::{Checkpoints, Commit, RunStatus, Store};
 
 use crate::local::{initial_members, CKPT_DIR, LOG_DIR};
 use crate::RunError;
@@ -38,8 +38,15 @@ pub fn create_or_join(url: &str, def: &ExperimentDef) -> Result<bool, RunError> 
         Some((_, stored)) if ExperimentDef::from_json(&stored).is_ok_and(|s| s.same_as(def)) => {
             Ok(true)
         }
+        Some((_, stored))
+            if ExperimentDef::from_json(&stored).is_ok_and(|s| s.same_but_stop(def)) =>
+        {
+            new_stop_rules(&mut store, def)?;
+            Ok(true)
+        }
         Some(_) => Err(RunError::usage(format!(
-            "{} already holds experiment `{}` with a different definition; give the new one another `name`",
+            "{} already holds experiment `{}` with a different definition (only the `[stop]` \
+             rules may change, to train it for longer); give the new one another `name`",
             store.location(),
             def.name
         ))),
@@ -57,6 +64,38 @@ pub fn create_or_join(url: &str, def: &ExperimentDef) -> Result<bool, RunError> 
             Ok(false)
         }
     }
+}
+
+/// Records `def`'s stop rules for the stored experiment, which differs in nothing else, so
+/// that it trains on: only once it is over (finished or stopped), when no worker is left
+/// that read the old rules.
+fn new_stop_rules(store: &mut PostgresStore, def: &ExperimentDef) -> Result<(), RunError> {
+    let (status, _) = store.status()?;
+    let live = !store.tidy_view()?.live_owners.is_empty();
+    if !status.is_over() || live {
+        return Err(RunError::usage(format!(
+            "experiment `{}` in {} is still {status}, with workers that read its stop rules; \
+             its `[stop]` table may change once it has finished or stopped: run this again then, \
+             or run the file unchanged to join it",
+            def.name,
+            store.location()
+        )));
+    }
+    let members = store
+        .members()?
+        .into_iter()
+        .map(|mut m| {
+            m.done = m.step >= def.stop.steps;
+            m
+        })
+        .collect();
+    store.commit(&Commit {
+        definition: Some(def.to_json()),
+        status: Some(RunStatus::Running),
+        members,
+        ..Commit::default()
+    })?;
+    Ok(())
 }
 
 /// The experiment `name`'s definition, from the database at `url`.
