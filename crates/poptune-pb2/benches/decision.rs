@@ -1,1 +1,84 @@
-fn main(){}
+//! The cost of one PB2 decision at 100 and 1,000 rows (plain PB2, three continuous
+//! hyperparameters, one member already given hyperparameters at this time). Run with
+//! `cargo bench -p poptune-pb2`; not part of the default build.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use poptune::{Hyperparams, Param, Space};
+use poptune_pb2::{decide, suggest, Config, Pb2Data, Query};
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+
+fn space() -> Space {
+    Space::new()
+        .with("lr", Param::log_float(1e-4, 1e-1))
+        .with("momentum", Param::float(0.0, 0.99))
+        .with("layers", Param::int(1, 8))
+}
+
+/// `rows` intervals of a population of 20 with random hyperparameters.
+fn data(rows: usize) -> (Pb2Data, f64) {
+    let s = space();
+    let mut rng = Pcg64Mcg::seed_from_u64(1);
+    let mut d = Pb2Data::new();
+    let members = 20;
+    let mut reward = vec![0.0; members];
+    let mut t = 0;
+    for m in 0..members {
+        d.observe(m, 0.0, 0.0, &s.sample(&mut rng)).unwrap_or(false);
+    }
+    while d.len() < rows {
+        t += 1;
+        for (m, r) in reward.iter_mut().enumerate() {
+            let h = s.sample(&mut rng);
+            let lr = h.f64("lr").unwrap_or(1e-3).log10();
+            *r += 1.0 / t as f64 - 0.1 * (lr + 2.0).powi(2) + 0.05 * rng.random::<f64>();
+            d.observe(m, t as f64, *r, &h).unwrap_or(false);
+            if d.len() == rows {
+                break;
+            }
+        }
+    }
+    let best = reward.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (d, best)
+}
+
+fn decision(c: &mut Criterion) {
+    let s = space();
+    let mut g = c.benchmark_group("pb2_decision");
+    g.sample_size(10);
+    for rows in [100, 1_000] {
+        let (d, best) = data(rows);
+        let base = Hyperparams::new()
+            .with("lr", 1e-3)
+            .with("momentum", 0.9)
+            .with("layers", 4i64);
+        let chosen = [base.clone()];
+        let t = d.rows().last().map_or(0.0, |r| r.t + 1.0);
+        let q = Query::new(&s, &d, t, best, &base).chosen(&chosen);
+        let mut seed = 0u64;
+        g.bench_with_input(BenchmarkId::from_parameter(rows), &q, |b, q| {
+            b.iter(|| {
+                seed += 1;
+                black_box(suggest(q, &mut Pcg64Mcg::seed_from_u64(seed)))
+            })
+        });
+        // The hyperparameters fitted on the newest 200 rows of the window only.
+        let config = Config {
+            fit_rows: 200,
+            ..Config::default()
+        };
+        let id = BenchmarkId::new("fit_rows_200", rows);
+        g.bench_with_input(id, &q, |b, q| {
+            b.iter(|| {
+                seed += 1;
+                black_box(decide(q, &config, &mut Pcg64Mcg::seed_from_u64(seed)))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, decision);
+criterion_main!(benches);

@@ -2,13 +2,17 @@
 //!
 //! One bandit per categorical parameter; its arms are the parameter's values. The rows of the
 //! window are replayed in time order, grouped by their start time (one group is one round of
-//! the population). In each round, every arm that was played gets the importance-weighted
-//! estimate `r̄ / p` of its mean reward, where `r̄` is the mean of its rows' rewards mapped
-//! from the clipped standardised targets `[-2, 2]` to `[0, 1]`, and `p` the probability the
-//! bandit gave the arm before the round. Before each round the log-weights shrink by the
-//! factor `1 - FORGET`, so that old rounds count less (the time-varying part). The arm's
-//! probability is `(1 - γ)·w / Σw + γ / K` with `γ = min(1, sqrt(K ln K / ((e - 1) · R)))`
-//! for `K` arms and `R` rounds.
+//! the population). Before each round the log-weights shrink by the factor `1 - FORGET`, so
+//! that old rounds count less (the time-varying part); then every arm played in the round
+//! adds `η · r̄` to its log-weight, where `r̄` is the mean reward of its rows (the clipped
+//! standardised targets, `[-2, 2]`, mapped to `[0, 1]`) and `η = sqrt(8 ln K / R)` for `K`
+//! arms and `R` rounds. The arms' probabilities are EXP3's: `(1 - γ)·w / Σw + γ / K` with
+//! `γ = min(1, sqrt(K ln K / ((e - 1) · R)))`.
+//!
+//! Unlike single-play EXP3, a played arm's reward is not divided by its probability: a round
+//! of a population shows several arms at once, and the recorded history was not drawn from
+//! this bandit's probabilities (members keep and inherit values), so importance weights by
+//! them would penalise the arm that is doing well.
 //!
 //! Batch: an arm already given to another member at this time is left out of the draw until
 //! every arm has been given.
@@ -39,11 +43,11 @@ pub(crate) fn probabilities(arms: usize, plays: &[Play]) -> Vec<f64> {
     let gamma = (k * k.ln() / ((std::f64::consts::E - 1.0) * rounds as f64))
         .sqrt()
         .min(1.0);
+    let eta = (8.0 * k.ln() / rounds as f64).sqrt();
     let mut logw = vec![0.0; arms];
     let mut i = 0;
     while i < order.len() {
         let t = order[i].t;
-        let p = probs(&logw, gamma);
         let mut sum = vec![0.0; arms];
         let mut count = vec![0usize; arms];
         while i < order.len() && order[i].t == t {
@@ -57,7 +61,7 @@ pub(crate) fn probabilities(arms: usize, plays: &[Play]) -> Vec<f64> {
         for a in 0..arms {
             if count[a] > 0 {
                 let mean = sum[a] / count[a] as f64;
-                logw[a] += gamma * mean / p[a] / k;
+                logw[a] += eta * mean;
             }
         }
     }

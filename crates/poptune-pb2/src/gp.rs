@@ -276,9 +276,16 @@ mod tests {
             let (mut up, mut dn) = (H.to_log(), H.to_log());
             up[i] += 1e-6;
             dn[i] -= 1e-6;
-            let f = |p: &[f64; 4]| lml(SHAPE, &Hyper::from_log(p), &pairs, &y, false).unwrap().0;
+            let f = |p: &[f64; 4]| {
+                lml(SHAPE, &Hyper::from_log(p), &pairs, &y, false)
+                    .unwrap()
+                    .0
+            };
             let fd = (f(&up) - f(&dn)) / 2e-6;
-            assert!((fd - gi).abs() < 1e-5 * (1.0 + fd.abs()), "{i}: {fd} vs {gi}");
+            assert!(
+                (fd - gi).abs() < 1e-5 * (1.0 + fd.abs()),
+                "{i}: {fd} vs {gi}"
+            );
         }
     }
 
@@ -325,11 +332,19 @@ mod tests {
         let fd = (p.mean(&[0.5, 0.33 + 1e-6], &[1], &mut [0.0])
             - p.mean(&[0.5, 0.33 - 1e-6], &[1], &mut [0.0]))
             / 2e-6;
-        assert!((fd - g[0]).abs() < 1e-4 * (1.0 + fd.abs()), "{fd} vs {}", g[0]);
+        assert!(
+            (fd - g[0]).abs() < 1e-4 * (1.0 + fd.abs()),
+            "{fd} vs {}",
+            g[0]
+        );
         p.variance(&z, &[1], &mut g);
         let fd = (p.variance(&[0.5, 0.33 + 1e-6], &[1], &mut [0.0])
             - p.variance(&[0.5, 0.33 - 1e-6], &[1], &mut [0.0]))
             / 2e-6;
-        assert!((fd - g[0]).abs() < 1e-4 * (1.0 + fd.abs()), "{fd} vs {}", g[0]);
+        assert!(
+            (fd - g[0]).abs() < 1e-4 * (1.0 + fd.abs()),
+            "{fd} vs {}",
+            g[0]
+        );
     }
 }

@@ -49,7 +49,10 @@ where
     let n = x0.len();
     let mut x: Vec<f64> = (0..n).map(|i| clamp(x0[i], lo[i], hi[i])).collect();
     let Some((mut fx, mut g)) = f(&x).filter(|(v, g)| v.is_finite() && finite(g)) else {
-        return Minimum { x, f: f64::INFINITY };
+        return Minimum {
+            x,
+            f: f64::INFINITY,
+        };
     };
     let mut pairs: VecDeque<(Vec<f64>, Vec<f64>)> = VecDeque::new();
     for iter in 0..s.max_iter {
@@ -184,7 +187,10 @@ mod tests {
             ..Settings::default()
         };
         let m = minimize(rosenbrock, &[-1.2, 1.0], &[-5.0, -5.0], &[5.0, 5.0], s);
-        assert!((m.x[0] - 1.0).abs() < 1e-3 && (m.x[1] - 1.0).abs() < 1e-3, "{m:?}");
+        assert!(
+            (m.x[0] - 1.0).abs() < 1e-3 && (m.x[1] - 1.0).abs() < 1e-3,
+            "{m:?}"
+        );
     }
 
     #[test]
@@ -194,7 +200,13 @@ mod tests {
             let f = (x[0] - 3.0).powi(2) + (x[1] + 2.0).powi(2);
             Some((f, vec![2.0 * (x[0] - 3.0), 2.0 * (x[1] + 2.0)]))
         };
-        let m = minimize(f, &[0.5, 0.5], &[0.0, 0.0], &[1.0, 1.0], Settings::default());
+        let m = minimize(
+            f,
+            &[0.5, 0.5],
+            &[0.0, 0.0],
+            &[1.0, 1.0],
+            Settings::default(),
+        );
         assert_eq!(m.x, vec![1.0, 0.0]);
         assert!((m.f - 8.0).abs() < 1e-12);
     }

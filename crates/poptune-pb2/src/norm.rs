@@ -16,7 +16,7 @@ pub(crate) struct Cont {
 
 impl Cont {
     /// The value's position in `[0, 1]`; a missing or non-numeric value sits in the middle.
-    pub fn to_unit(&self, v: Option<&Value>) -> f64 {
+    pub fn unit_of(&self, v: Option<&Value>) -> f64 {
         let Some(x) = v.and_then(Value::as_f64).filter(|x| x.is_finite()) else {
             return 0.5;
         };
@@ -29,8 +29,12 @@ impl Cont {
     }
 
     /// The value at position `u` of the unit box, inside the bounds (integers rounded).
-    pub fn from_unit(&self, u: f64) -> Value {
-        let u = if u.is_finite() { u.clamp(0.0, 1.0) } else { 0.5 };
+    pub fn value_at(&self, u: f64) -> Value {
+        let u = if u.is_finite() {
+            u.clamp(0.0, 1.0)
+        } else {
+            0.5
+        };
         let x = if self.log {
             (self.low.ln() + u * (self.high.ln() - self.low.ln())).exp()
         } else {
@@ -105,7 +109,10 @@ impl Encoding {
 
     /// The unit-box positions of `h`'s continuous values.
     pub fn cont_units(&self, h: &Hyperparams) -> Vec<f64> {
-        self.cont.iter().map(|c| c.to_unit(h.get(&c.name))).collect()
+        self.cont
+            .iter()
+            .map(|c| c.unit_of(h.get(&c.name)))
+            .collect()
     }
 
     /// The codes of `h`'s categorical values.
@@ -160,7 +167,11 @@ pub(crate) fn standardise(y: &[f64]) -> Option<Vec<f64>> {
     if !(sd.is_finite() && sd > 1e-12 * mean.abs().max(1e-300)) {
         return None;
     }
-    Some(y.iter().map(|v| ((v - mean) / sd).clamp(-2.0, 2.0)).collect())
+    Some(
+        y.iter()
+            .map(|v| ((v - mean) / sd).clamp(-2.0, 2.0))
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -176,10 +187,10 @@ mod tests {
             log: false,
             int: false,
         };
-        assert_eq!(lin.to_unit(Some(&Value::Float(3.0))), 0.25);
-        assert_eq!(lin.from_unit(0.25), Value::Float(3.0));
-        assert_eq!(lin.to_unit(Some(&Value::Float(9.0))), 1.0);
-        assert_eq!(lin.to_unit(Some(&Value::Float(f64::NAN))), 0.5);
+        assert_eq!(lin.unit_of(Some(&Value::Float(3.0))), 0.25);
+        assert_eq!(lin.value_at(0.25), Value::Float(3.0));
+        assert_eq!(lin.unit_of(Some(&Value::Float(9.0))), 1.0);
+        assert_eq!(lin.unit_of(Some(&Value::Float(f64::NAN))), 0.5);
         let log = Cont {
             name: "lr".into(),
             low: 1e-4,
@@ -187,8 +198,8 @@ mod tests {
             log: true,
             int: false,
         };
-        assert!((log.to_unit(Some(&Value::Float(1e-3))) - 0.5).abs() < 1e-12);
-        let back = log.from_unit(0.5).as_f64().unwrap();
+        assert!((log.unit_of(Some(&Value::Float(1e-3))) - 0.5).abs() < 1e-12);
+        let back = log.value_at(0.5).as_f64().unwrap();
         assert!((back - 1e-3).abs() < 1e-15);
         let int = Cont {
             name: "n".into(),
@@ -197,8 +208,8 @@ mod tests {
             log: false,
             int: true,
         };
-        assert_eq!(int.from_unit(0.6), Value::Int(3));
-        assert_eq!(int.from_unit(f64::NAN), Value::Int(3));
+        assert_eq!(int.value_at(0.6), Value::Int(3));
+        assert_eq!(int.value_at(f64::NAN), Value::Int(3));
     }
 
     #[test]

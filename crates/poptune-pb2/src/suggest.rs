@@ -57,12 +57,7 @@ fn lengths(config: &Config, n: usize) -> Vec<usize> {
 
 /// Chooses the window length (the likeliest, among [`lengths`]) and a starting point for
 /// the final fit.
-fn choose_length(
-    config: &Config,
-    enc: &Encoding,
-    shape: Shape,
-    newest: &[&Row],
-) -> (usize, Hyper) {
+fn choose_length(config: &Config, enc: &Encoding, shape: Shape, newest: &[&Row]) -> (usize, Hyper) {
     let n = newest.len();
     if n <= config.min_window {
         return (n, Hyper::default());
@@ -96,7 +91,13 @@ fn choose_length(
             return (n, start);
         };
         let x = shared_inputs(enc, &newest[..small]);
-        let fitted = gp::fit(shape, &Pairs::new(shape, &x, small), &y0, start, config.fit_iters);
+        let fitted = gp::fit(
+            shape,
+            &Pairs::new(shape, &x, small),
+            &y0,
+            start,
+            config.fit_iters,
+        );
         if let Some((h, _)) = fitted {
             start = h;
             let lmls = gp::prefix_lmls(shape, &h, &all, &lens, |len| standardise(&raw[..len]));
@@ -145,8 +146,9 @@ pub(crate) fn decide(
     };
     let (len, start) = choose_length(config, enc, shape, &newest);
     let w = window(enc, &newest, len)?;
-    let pairs = Pairs::new(shape, &w.x, len);
-    let (hyper, _) = gp::fit(shape, &pairs, &w.y, start, config.fit_iters)?;
+    let m = len.min(config.fit_rows.max(2));
+    let pairs = Pairs::new(shape, &w.x, m);
+    let (hyper, _) = gp::fit(shape, &pairs, &w.y[..m], start, config.fit_iters)?;
     let mean_gp = Posterior::new(shape, hyper, w.x.clone(), &w.y)?;
 
     // PB2-Mix: the categories first, by the bandit on the same normalised rewards.
@@ -157,7 +159,10 @@ pub(crate) fn decide(
             .zip(&w.y)
             .map(|(row, &reward)| Play {
                 t: row.t,
-                arm: cat.values.iter().position(|v| Some(v) == row.h.get(&cat.name)),
+                arm: cat
+                    .values
+                    .iter()
+                    .position(|v| Some(v) == row.h.get(&cat.name)),
                 reward,
             })
             .collect();
@@ -194,7 +199,7 @@ pub(crate) fn decide(
 
     let mut h = q.space.project(q.base);
     for (c, u) in enc.cont.iter().zip(&units) {
-        h.insert(&c.name, c.from_unit(*u));
+        h.insert(&c.name, c.value_at(*u));
     }
     set_cats(&mut h, enc, &cats);
     Some(Suggestion {
