@@ -20,6 +20,12 @@ use crate::CliError;
 pub struct StatusArgs {
     #[command(flatten)]
     pub source: Source,
+    /// Print one JSON object instead (the schema is in docs/json.md), for programs.
+    #[arg(long)]
+    pub json: bool,
+    /// With --json: add every recorded step with the hyperparameters it was trained with.
+    #[arg(long, requires = "json")]
+    pub steps: bool,
 }
 
 /// Where an experiment is read from: its directory, or the PostgreSQL database of a
@@ -93,6 +99,21 @@ impl Source {
 
 pub fn status(args: &StatusArgs) -> Result<(), CliError> {
     let o = args.source.open()?;
+    if args.json {
+        let local = args.source.store.is_none();
+        let seen = seen(o.store.as_ref(), &o.def, local)?;
+        // A directory as absolute as the stored definition's; a distributed run's is the
+        // definition's own.
+        let dir = if local {
+            std::path::absolute(&o.dir)
+                .with_context(|| format!("cannot resolve {}", o.dir.display()))?
+        } else {
+            o.dir.clone()
+        };
+        let out = crate::json::status(o.store.as_ref(), &o.def, &dir, &seen, args.steps)?;
+        println!("{out}");
+        return Ok(());
+    }
     print_status(
         o.store.as_ref(),
         &o.def,
@@ -109,14 +130,45 @@ pub(crate) fn print_status(
     place: &str,
     local: bool,
 ) -> Result<(), CliError> {
-    let dir = &def.directory;
-    let (mut status, _) = store.status()?;
-    if local && status == RunStatus::Running && !durable::is_held(dir) {
-        // Recorded as running by a process that is gone (killed, or the machine stopped).
-        status = RunStatus::Interrupted;
-    }
+    let status = seen(store, def, local)?.status;
     print!("{}", status_text(store, def, place, status)?);
     Ok(())
+}
+
+/// The run's status as `status` shows it; `local`: it lives in an experiment directory, whose
+/// lock tells whether a process runs it now.
+fn seen(
+    store: &dyn Store,
+    def: &config::ExperimentDef,
+    local: bool,
+) -> Result<crate::json::Seen, CliError> {
+    let (status, _) = store.status()?;
+    if local && status == RunStatus::Running && !durable::is_held(&def.directory) {
+        // Recorded as running by a process that is gone (killed, or the machine stopped).
+        return Ok(crate::json::Seen {
+            status: RunStatus::Interrupted,
+            killed: true,
+        });
+    }
+    Ok(crate::json::Seen {
+        status,
+        killed: false,
+    })
+}
+
+/// A member's state as `status` shows it: `done`, `failing`, `training` (the run is running)
+/// or `stopped` (nobody trains it now).
+pub(crate) fn member_state(m: &poptune_store::MemberRow, status: &RunStatus) -> &'static str {
+    if m.done {
+        "done"
+    } else if m.failures > 0 {
+        "failing"
+    } else if *status == RunStatus::Running {
+        "training"
+    } else {
+        // The run is over or interrupted: nobody trains it now.
+        "stopped"
+    }
 }
 
 /// What `poptune status` prints, the run's status being `status`: scores with significant
@@ -175,16 +227,7 @@ fn status_text(
         "member", "step", def.metric, "state"
     );
     for m in order {
-        let state = if m.done {
-            "done"
-        } else if m.failures > 0 {
-            "failing"
-        } else if status == RunStatus::Running {
-            "training"
-        } else {
-            // The run is over or interrupted: nobody trains it now.
-            "stopped"
-        };
+        let state = member_state(m, &status);
         let _ = writeln!(
             out,
             "{:>6} {:>8} {:>12} {:>8}  {}",

@@ -4,6 +4,7 @@
 pub mod commands;
 pub mod config;
 pub mod inspect;
+pub mod json;
 pub mod pg;
 pub mod plot;
 pub mod report;

@@ -26,7 +26,7 @@ struct Walk<'a> {
 /// (only an event sends it back, when it is replaced), so an event applies just before the
 /// first step recorded after the member was at `event.step`. An event made before any step
 /// of its member (a replacement after faults at the start) applies from its first step.
-pub(crate) fn hyperparams_by_row(
+pub fn hyperparams_by_row(
     initial: &[Hyperparams],
     events: &[Event],
     steps: &[StepRow],

@@ -18,6 +18,7 @@ use poptune::ExperimentDef;
 use poptune_store::Store;
 
 use crate::ViewError;
+pub use history::hyperparams_by_row;
 use figures::{draw_figure, Figure, FigureData};
 use page::{Page, DATA};
 
