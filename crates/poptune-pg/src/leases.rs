@@ -140,57 +140,7 @@ impl PostgresStore {
         if held.is_none() {
             return Ok(Ready::LeaseLost);
         }
-        let members = tx
-            .query(
-                &format!(
-                    "SELECT {MEMBER_COLUMNS} FROM poptune_members WHERE experiment = $1 ORDER BY id"
-                ),
-                &[&exp],
-            )
-            .map_err(db)?
-            .iter()
-            .map(|r| member_row(r).map_err(|(what, e)| self.corrupt(what, e)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let index: Vec<CheckpointRow> = tx
-            .query(
-                &format!(
-                    "SELECT {CHECKPOINT_COLUMNS} FROM poptune_checkpoints WHERE experiment = $1"
-                ),
-                &[&exp],
-            )
-            .map_err(db)?
-            .iter()
-            .map(checkpoint_row)
-            .collect();
-        let events: i64 = tx
-            .query_one(
-                "SELECT COUNT(*) FROM poptune_events WHERE experiment = $1",
-                &[&exp],
-            )
-            .map_err(db)?
-            .get(0);
-        let row = tx
-            .query_one(
-                "SELECT status, elapsed, tally FROM poptune_experiments WHERE name = $1",
-                &[&exp],
-            )
-            .map_err(db)?;
-        let status: RunStatus = row
-            .get::<_, String>(0)
-            .parse()
-            .map_err(|why: String| self.corrupt("status", why))?;
-        let tally = row
-            .get::<_, Option<String>>(2)
-            .map(|t| serde_json::from_str(&t).map_err(|e| self.corrupt("tally", e)))
-            .transpose()?;
-        let view = ReadyView {
-            members,
-            index,
-            events: events as u64,
-            status,
-            elapsed: row.get(1),
-            tally,
-        };
+        let view = self.ready_view(&mut tx, &exp)?;
         let (commit, out) = decide(view);
         write_commit(&mut tx, &exp, &commit).map_err(db)?;
         // The lease must still hold at commit time: deciding may have taken a while. (The
@@ -209,6 +159,65 @@ impl PostgresStore {
         }
         tx.commit().map_err(db)?;
         Ok(Ready::Done(out))
+    }
+
+    /// What a ready transaction reads (see [`ReadyView`]), inside `tx`.
+    fn ready_view(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+        exp: &str,
+    ) -> Result<ReadyView, StoreError> {
+        let members = tx
+            .query(
+                &format!(
+                    "SELECT {MEMBER_COLUMNS} FROM poptune_members WHERE experiment = $1 ORDER BY id"
+                ),
+                &[&exp],
+            )
+            .map_err(|e| self.db(e))?
+            .iter()
+            .map(|r| member_row(r).map_err(|(what, e)| self.corrupt(what, e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let index: Vec<CheckpointRow> = tx
+            .query(
+                &format!(
+                    "SELECT {CHECKPOINT_COLUMNS} FROM poptune_checkpoints WHERE experiment = $1"
+                ),
+                &[&exp],
+            )
+            .map_err(|e| self.db(e))?
+            .iter()
+            .map(checkpoint_row)
+            .collect();
+        let events: i64 = tx
+            .query_one(
+                "SELECT COUNT(*) FROM poptune_events WHERE experiment = $1",
+                &[&exp],
+            )
+            .map_err(|e| self.db(e))?
+            .get(0);
+        let row = tx
+            .query_one(
+                "SELECT status, elapsed, tally FROM poptune_experiments WHERE name = $1",
+                &[&exp],
+            )
+            .map_err(|e| self.db(e))?;
+        let status: RunStatus = row
+            .get::<_, String>(0)
+            .parse()
+            .map_err(|why: String| self.corrupt("status", why))?;
+        let tally = row
+            .get::<_, Option<String>>(2)
+            .map(|t| serde_json::from_str(&t).map_err(|e| self.corrupt("tally", e)))
+            .transpose()?;
+        Ok(ReadyView {
+            members,
+            index,
+            events: events as u64,
+            status,
+            elapsed: row.get(1),
+            tally,
+        })
     }
 }
 
