@@ -24,6 +24,10 @@ pub struct RunArgs {
     /// No live progress view.
     #[arg(long)]
     pub quiet: bool,
+    /// Do not write TensorBoard files into the experiment directory's tensorboard/
+    /// (docs/tensorboard.md).
+    #[arg(long)]
+    pub no_tensorboard: bool,
     /// Keep the experiment in PostgreSQL (postgres://USER@HOST/DB; the password from the URL
     /// or PGPASSWORD) instead of SQLite, and train as one of its workers
     /// (docs/distributed.md).
@@ -78,6 +82,9 @@ pub struct ResumeArgs {
     /// No live progress view.
     #[arg(long)]
     pub quiet: bool,
+    /// Do not write TensorBoard files into the experiment directory's tensorboard/.
+    #[arg(long)]
+    pub no_tensorboard: bool,
 }
 
 #[derive(Args, Debug)]
@@ -216,19 +223,36 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         def.slots,
         if def.slots == 1 { "" } else { "s" }
     );
-    train_here(&def, store, &workers, args.quiet)
+    train_here(&def, store, &workers, args.quiet, !args.no_tensorboard)
 }
 
-/// Trains the experiment in this process, with the view the terminal calls for.
+/// The folder of an experiment directory that the live TensorBoard files go to.
+pub const TENSORBOARD_DIR: &str = "tensorboard";
+
+/// Trains the experiment in this process, with the view the terminal calls for and, with
+/// `tensorboard`, the live TensorBoard files in the directory's tensorboard/.
 fn train_here(
     def: &config::ExperimentDef,
     store: poptune_store::SqliteStore,
     workers: &ProcessWorkers<'_>,
     quiet: bool,
+    tensorboard: bool,
 ) -> Result<(), CliError> {
     signals::install();
     let view = View::new(&def.metric, quiet);
-    let summary = durable::run(def, store, workers, &view, &signals::STOP);
+    let board = tensorboard.then(|| {
+        poptune_view::tensorboard::Live::start(&def.directory.join(TENSORBOARD_DIR), &def.metric)
+    });
+    let summary = match &board {
+        Some(board) => {
+            let both = poptune_view::Both(&view, board);
+            durable::run(def, store, workers, &both, &signals::STOP)
+        }
+        None => durable::run(def, store, workers, &view, &signals::STOP),
+    };
+    if let Some(board) = &board {
+        board.finish();
+    }
     view.finish();
     finish_run(summary?, &def.directory, &def.metric)
 }
@@ -267,6 +291,7 @@ pub fn resume(args: &ResumeArgs) -> Result<(), CliError> {
         store,
         &ProcessWorkers::new(&def.trainable),
         args.quiet,
+        !args.no_tensorboard,
     )
 }
 

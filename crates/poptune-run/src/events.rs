@@ -2,7 +2,7 @@
 //! callback). Execution never draws; it reports events to an [`Observer`].
 
 use poptune::{Event, Hyperparams};
-use poptune_store::{Commit, FaultKind, RunStatus};
+use poptune_store::{Commit, FaultKind, RunStatus, StepRow};
 
 /// A member as the live view lists it.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,6 +101,16 @@ pub enum RunEvent {
         /// Steps in the segment.
         steps: u64,
     },
+    /// A member's segment was settled: these steps are recorded (sent by the runners whose
+    /// commits carry step rows, the local runner's; before the segment's lineage events).
+    Recorded {
+        /// The member.
+        member: usize,
+        /// The hyperparameters the steps were trained with.
+        h: Hyperparams,
+        /// The steps, in order, with their scores and metrics.
+        steps: Vec<StepRow>,
+    },
     /// The population after a segment was settled (at most about ten times a second).
     Progress(Progress),
     /// An exploit or explore.
@@ -153,9 +163,28 @@ impl Observer for Quiet {
     fn event(&self, _: &RunEvent) {}
 }
 
-/// Tells `observer` what a settled segment's commit holds: its faults, the replacement of a
-/// member that failed too often, and the lineage events.
+/// Tells `observer` what a settled segment's commit holds: its recorded steps, its faults,
+/// the replacement of a member that failed too often, and the lineage events.
 pub(crate) fn tell_settled(observer: &dyn Observer, c: &Commit) {
+    if let Some(first) = c.steps.first() {
+        let m = first.member;
+        // The member's first event of this commit (if any) holds the hyperparameters it
+        // trained with as its old ones; otherwise its row still has them.
+        let h = c
+            .events
+            .iter()
+            .filter(|e| e.recipient == m)
+            .min_by_key(|e| e.seq)
+            .map(|e| &e.old_h)
+            .or_else(|| c.members.iter().find(|r| r.id == m).map(|r| &r.h));
+        if let Some(h) = h {
+            observer.event(&RunEvent::Recorded {
+                member: m,
+                h: h.clone(),
+                steps: c.steps.clone(),
+            });
+        }
+    }
     for f in &c.faults {
         observer.event(&RunEvent::Fault {
             member: f.member,

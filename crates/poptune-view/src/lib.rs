@@ -4,6 +4,9 @@
 //! - [`progress::View`]: run events rendered live on a terminal, or as timestamped lines;
 //! - [`report::write`]: a report from a store (CSV and JSON-lines exports, PNG and SVG
 //!   figures, one self-contained HTML page);
+//! - [`tensorboard`]: TensorBoard event files, while a run goes ([`tensorboard::Live`]) or
+//!   from a store ([`tensorboard::write`]);
+//! - [`Both`]: two observers as one (the live view and the TensorBoard writer);
 //! - [`fonts::register`]: the embedded font the bitmap figures use;
 //! - [`format`]: how numbers are written, for people ([`format::score`]) and for data files
 //!   ([`format::number`]);
@@ -15,6 +18,10 @@ pub mod fonts;
 pub use poptune::format;
 pub mod progress;
 pub mod report;
+pub mod tensorboard;
+
+mod both;
+pub use both::Both;
 
 use std::path::PathBuf;
 
@@ -38,6 +45,12 @@ pub enum ViewError {
     /// Nothing to report yet.
     #[error("{0} has no recorded steps yet; run the experiment first")]
     NoSteps(String),
+    /// A TensorBoard run folder already holds event files.
+    #[error(
+        "{0} exists: TensorBoard would show its steps twice; give a new or empty directory, or \
+         remove that folder's event files"
+    )]
+    Exists(PathBuf),
     /// The stored definition does not give the members' first hyperparameters.
     #[error("the stored definition: {0}")]
     Definition(String),

@@ -119,7 +119,7 @@ impl LiveView {
                 "member {member}: replaced by an exploit of member {donor} after repeated faults"
             )),
             RunEvent::Stopping { reason } => self.bar.println(format!("stopping: {reason}")),
-            RunEvent::Lineage(_) | RunEvent::Ended { .. } => {}
+            RunEvent::Lineage(_) | RunEvent::Recorded { .. } | RunEvent::Ended { .. } => {}
         }
     }
 
