@@ -15,6 +15,7 @@ fn root() -> PathBuf {
 fn poptune(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_poptune"))
         .args(args)
+        .env("PYTHONPATH", root().join("python")) // examples/noop/noop.py imports poptune
         .output()
         .unwrap();
     (

@@ -174,6 +174,8 @@ fn host() -> String {
 /// Runs `opts.slots` worker threads on experiment `name` until it has finished.
 pub fn work(url: &str, name: &str, opts: &WorkOptions) -> Result<WorkerSummary, RunError> {
     let (store, def) = definition(url, name)?;
+    // This machine's GPUs for this worker's slots.
+    crate::devices::plan(&def.trainable, opts.slots)?;
     let ckpts = Checkpoints::open(&def.directory.join(CKPT_DIR))?;
     let logs = def.directory.join(LOG_DIR);
     std::fs::create_dir_all(&logs)

@@ -10,6 +10,7 @@
 //!   settle path, optionally persisted into an experiment directory;
 //! - [`local`]: the local runner on an experiment directory, with its committer;
 //! - `distributed` (feature `postgres`): the worker loop on PostgreSQL;
+//! - [`devices`]: which GPUs each slot's trainable process sees;
 //! - [`events`]: what execution reports to the faces, which render it.
 //!
 //! Dependencies point down only: this crate uses the policy core (`poptune`) and the stores
@@ -19,6 +20,7 @@
 
 pub mod book;
 pub mod cancel;
+pub mod devices;
 #[cfg(feature = "postgres")]
 pub mod distributed;
 pub mod error;

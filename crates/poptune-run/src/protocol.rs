@@ -58,7 +58,8 @@ pub struct Process {
 }
 
 impl Process {
-    /// Starts the trainable, its stderr appended to `log`.
+    /// Starts the trainable for slot `slot`, its stderr appended to `log`; it gets
+    /// `POPTUNE_SLOT` and the slot's devices ([`crate::devices::slot_env`]).
     pub fn spawn(def: &TrainableDef, slot: usize, log: &Path) -> Result<Process, Fault> {
         let err_file = OpenOptions::new()
             .create(true)
@@ -78,10 +79,14 @@ impl Process {
                  library), and continues the same way",
             ));
         };
+        // The slot's devices on this machine (docs/experiment-file.md, `gpus_per_slot`).
+        let devices =
+            crate::devices::slot_env(def, slot).map_err(|why| Fault::new(FaultKind::Spawn, why))?;
         let mut cmd = Command::new(program);
         cmd.args(args)
             .current_dir(&def.cwd)
             .envs(&def.env)
+            .envs(devices)
             .env("POPTUNE_SLOT", slot.to_string())
             .env("POPTUNE_PROTOCOL", PROTOCOL.to_string())
             .stdin(Stdio::piped())

@@ -56,6 +56,19 @@ pub struct TrainableDef {
     pub step_timeout: f64,
     /// Faults a member may have in a row before it is replaced.
     pub max_failures: u32,
+    /// GPUs each slot's process gets (a fraction shares one: 0.5 puts two slots on each);
+    /// 0, the default, assigns none. Not written when 0, so that a definition stored before
+    /// the field existed compares equal.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gpus_per_slot: f64,
+    /// The device ids GPUs are assigned from; `None`: the machine's own (its
+    /// `CUDA_VISIBLE_DEVICES`, else what `nvidia-smi -L` lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<Vec<String>>,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Default for TrainableDef {
@@ -66,6 +79,8 @@ impl Default for TrainableDef {
             env: BTreeMap::new(),
             step_timeout: 600.0,
             max_failures: 3,
+            gpus_per_slot: 0.0,
+            devices: None,
         }
     }
 }

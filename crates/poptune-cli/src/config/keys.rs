@@ -31,7 +31,15 @@ pub(super) const STOP: &[&str] = &["steps", "target", "max_seconds", "plateau"];
 /// Keys of `[stop.plateau]`.
 pub(super) const PLATEAU: &[&str] = &["patience", "min_delta"];
 /// Keys of `[trainable]`.
-pub(super) const TRAINABLE: &[&str] = &["command", "cwd", "env", "step_timeout", "max_failures"];
+pub(super) const TRAINABLE: &[&str] = &[
+    "command",
+    "cwd",
+    "env",
+    "step_timeout",
+    "max_failures",
+    "gpus_per_slot",
+    "devices",
+];
 
 /// Every table with fixed keys, as messages name it, and its keys.
 pub(super) const TABLES: &[(&str, &[&str])] = &[
@@ -126,6 +134,14 @@ pub(super) fn about(key: &str) -> (&'static str, &'static str) {
         "env" => ("a table of strings", "env = { OMP_NUM_THREADS = \"1\" }"),
         "step_timeout" => ("a number of seconds", "step_timeout = 60"),
         "max_failures" => ("a whole number, 0 or more", "max_failures = 3"),
+        "gpus_per_slot" => (
+            "a number of GPUs per slot: 0 (none assigned), a whole number, or 0.5, 0.25, ...",
+            "gpus_per_slot = 1",
+        ),
+        "devices" => (
+            "a list of device ids (strings or whole numbers)",
+            "devices = [\"0\", \"1\"]",
+        ),
         "policy" => ("a table", "[policy] interval = 5"),
         "exploit" => ("a table", "[policy.exploit] strategy = \"truncation\""),
         "explore" => ("a table", "[policy.explore] method = \"perturb\""),

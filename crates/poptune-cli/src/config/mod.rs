@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 pub use poptune::{ExperimentDef, InitialKind, StopRules, TrainableDef};
 
+mod devices;
 mod keys;
 mod policy;
 mod read;
@@ -163,6 +164,8 @@ pub fn parse(path: &Path, text: &str) -> Result<ExperimentDef, ConfigError> {
     let trainable = trainable::read(&root, &base)?;
     policy.check_against(&root, &stop)?;
     stop.check_against(&root)?;
+    // Enough GPUs on this machine for the slots that can train at once.
+    devices::check_against(&root, &trainable, top.slots.min(top.population))?;
     let def = ExperimentDef {
         name: top.name,
         metric: top.metric,

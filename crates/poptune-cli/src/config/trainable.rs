@@ -67,6 +67,7 @@ pub(super) fn read(root: &Table<'_>, base: &Path) -> Result<TrainableDef, Config
         })?,
         None => 3,
     };
+    let devices = super::devices::read(&t)?;
     let program = &command.value[0];
     if let Err(why) = find_program(&program.value, &cwd, &env) {
         return Err(t.err(program.span.clone(), format!("[trainable] command: {why}")));
@@ -77,6 +78,8 @@ pub(super) fn read(root: &Table<'_>, base: &Path) -> Result<TrainableDef, Config
         env,
         step_timeout,
         max_failures,
+        gpus_per_slot: devices.gpus_per_slot,
+        devices: devices.devices,
     })
 }
 

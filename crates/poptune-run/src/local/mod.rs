@@ -178,6 +178,8 @@ pub fn run(
     cancel: &dyn Cancel,
 ) -> Result<Summary, RunError> {
     let dir = &def.directory;
+    // Enough GPUs for the slots that can train at once, before anything is recorded.
+    crate::devices::plan(&def.trainable, def.slots.min(def.population))?;
     let _lock = dir::lock_dir(dir)?;
     let (status, elapsed_before) = store.status()?;
     if status != RunStatus::Running {

@@ -18,8 +18,8 @@ use poptune::ExperimentDef;
 use poptune_store::Store;
 
 use crate::ViewError;
-pub use history::hyperparams_by_row;
 use figures::{draw_figure, Figure, FigureData};
+pub use history::hyperparams_by_row;
 use page::{Page, DATA};
 
 /// The files a report wrote.
