@@ -1,4 +1,5 @@
-"""Tests of the Python helper, run by scripts/test: python3 -m unittest discover -s python"""
+"""Tests of the protocol helper (poptune.Trainable, poptune.serve), run by scripts/test:
+python3 -m unittest discover -s python"""
 
 import contextlib
 import io
@@ -7,7 +8,7 @@ import os
 import tempfile
 import unittest
 
-import poptune_trainable as pt
+import poptune as pt
 
 
 class Counter(pt.Trainable):
