@@ -9,13 +9,13 @@ Run it through poptune: `poptune run examples/digits/experiment.toml`.
 import gzip
 import json
 import os
-import sys
 
 import numpy as np
 
+import poptune  # the package (pip install ./python); experiment.toml also points
+                # PYTHONPATH at the checkout's python/ folder
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
-import poptune_trainable as pt  # noqa: E402
 
 DATA = os.path.join(HERE, "..", "data", "digits.csv.gz")
 
@@ -40,7 +40,7 @@ def accuracy(w, b, data):
     return float(np.mean(np.argmax(x @ w + b, axis=1) == y))
 
 
-class Digits(pt.Trainable):
+class Digits(poptune.Trainable):
     def __init__(self, member):
         super().__init__(member)
         self.rng = np.random.default_rng(1000 + member)
@@ -88,4 +88,4 @@ class Digits(pt.Trainable):
 
 
 if __name__ == "__main__":
-    pt.serve(Digits)
+    poptune.serve(Digits)

@@ -13,9 +13,7 @@ import os
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "python"))
-import poptune_trainable as pt  # noqa: E402
+import poptune  # the package (pip install ./python), or python/ in PYTHONPATH
 
 SLEEP = float(os.environ.get("POPTUNE_NOOP_SLEEP", "0"))
 FAULT = os.environ.get("POPTUNE_NOOP_FAULT", "")
@@ -45,7 +43,7 @@ def fault_due():
     return True
 
 
-class NoOp(pt.Trainable):
+class NoOp(poptune.Trainable):
     def __init__(self, member):
         super().__init__(member)
         self.steps = 0
@@ -88,4 +86,4 @@ class NoOp(pt.Trainable):
 
 
 if __name__ == "__main__":
-    pt.serve(NoOp)
+    poptune.serve(NoOp)

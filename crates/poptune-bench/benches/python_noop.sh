@@ -13,6 +13,8 @@ cargo build --release -q -p poptune-cli
 bin="$PWD/target/release/poptune"
 # The interpreter itself, not a shim script in front of it (pyenv's costs ~80 ms per start).
 py="$(python3 -c 'import sys; print(sys.executable)')"
+# examples/noop/noop.py imports the poptune package from the checkout's python/ folder
+export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
 work="$(mktemp -d -p "${1:-${TMPDIR:-/tmp}}")"
 trap 'rm -rf "$work"' EXIT
 write() { # name sleep

@@ -12,6 +12,8 @@ cd "$(dirname "$0")/../../.."
 cargo build --release -q -p poptune-cli
 bin="$PWD/target/release/poptune"
 py="$(python3 -c 'import sys; print(sys.executable)')"
+# examples/noop/noop.py imports the poptune package from the checkout's python/ folder
+export PYTHONPATH="$PWD/python${PYTHONPATH:+:$PYTHONPATH}"
 url="${POPTUNE_TEST_PG_URL:-$(scripts/pg-test-server)}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

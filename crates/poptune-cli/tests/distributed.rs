@@ -69,6 +69,7 @@ env = {{ POPTUNE_NOOP_SLEEP = "0.04", POPTUNE_NOOP_LOG = "{log}" }}
 fn poptune() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_poptune"));
     c.stdout(Stdio::null()).stderr(Stdio::null());
+    c.env("PYTHONPATH", root().join("python")); // examples/noop/noop.py imports poptune
     c
 }
 
@@ -323,6 +324,7 @@ env = {{ POPTUNE_NOOP_SLEEP = "0.2", POPTUNE_NOOP_LOG = "{log}" }}
     .unwrap();
     let stderr = std::fs::File::create(tmp.path().join("worker.stderr")).unwrap();
     let mut run = Command::new(env!("CARGO_BIN_EXE_poptune"))
+        .env("PYTHONPATH", root().join("python")) // examples/noop/noop.py imports poptune
         .args([
             "run",
             file.to_str().unwrap(),
@@ -580,6 +582,7 @@ fn workers_ride_out_a_database_outage() {
     let err = |n: &str| std::fs::File::create(tmp.path().join(n)).unwrap();
     let spawn = |args: &[&str], stderr: &str| {
         Command::new(env!("CARGO_BIN_EXE_poptune"))
+            .env("PYTHONPATH", root().join("python")) // examples/noop/noop.py imports poptune
             .args(args)
             .args(["--lease", "2", "--outage-limit", "60"])
             .stdout(err(&format!("{stderr}.out")))
@@ -658,6 +661,7 @@ fn a_segment_trained_during_an_outage_is_recorded_when_the_database_is_back() {
     std::fs::write(&file, text).unwrap();
     let stderr = std::fs::File::create(tmp.path().join("run.stderr")).unwrap();
     let mut run = Command::new(env!("CARGO_BIN_EXE_poptune"))
+        .env("PYTHONPATH", root().join("python")) // examples/noop/noop.py imports poptune
         .args(["run", file.to_str().unwrap(), "--store", &db_url])
         .args(["--lease", "30", "--outage-limit", "60"])
         .stdout(Stdio::null())
@@ -915,6 +919,7 @@ fn a_commit_whose_answer_was_lost_keeps_its_checkpoint() {
     std::fs::write(&file, text).unwrap();
     let stderr = std::fs::File::create(tmp.path().join("run.stderr")).unwrap();
     let mut run = Command::new(env!("CARGO_BIN_EXE_poptune"))
+        .env("PYTHONPATH", root().join("python")) // examples/noop/noop.py imports poptune
         .args(["run", file.to_str().unwrap(), "--store", &proxied])
         .args(["--lease", "30", "--outage-limit", "60"])
         .stdout(Stdio::null())

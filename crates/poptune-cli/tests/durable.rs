@@ -13,7 +13,9 @@ fn root() -> PathBuf {
 }
 
 fn poptune() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_poptune"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_poptune"));
+    c.env("PYTHONPATH", root().join("python")); // examples/noop/noop.py imports poptune
+    c
 }
 
 fn experiment(dir: &Path, sync: &str, extra_trainable: &str) -> PathBuf {
