@@ -152,7 +152,8 @@ def run_experiment(exp, trainable, command, quiet, store):
             os.remove(path)
             if created and not os.listdir(directory):
                 os.rmdir(directory)
-        raise ConfigError(_message(output) or "poptune refused the experiment (exit code 2)")
+        raise ConfigError(_with_line(_message(output) or "poptune refused the experiment (exit code 2)",
+                                     path, text))
     if code == 130 or code == -signal.SIGINT:
         raise RunError("poptune run was interrupted (exit code 130): what was trained is kept in %s; "
                        "run the same again to continue" % directory, code, output)
@@ -178,6 +179,16 @@ def _write(path, text):
     with open(tmp, "w", encoding="utf-8", newline="\n") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+def _with_line(message, path, text):
+    """The message, with the generated file's line it points at (FILE:LINE:COLUMN: ...):
+    the file is not kept when the binary refuses it."""
+    m = re.match(re.escape(path) + r":(\d+):(\d+): ", message)
+    lines = text.splitlines()
+    if m and 1 <= int(m.group(1)) <= len(lines):
+        message += "\n  (line %s of the generated file: %s)" % (m.group(1), lines[int(m.group(1)) - 1].strip())
+    return message
 
 
 def _message(output):
