@@ -53,8 +53,10 @@ fn in_process_and_external_process_runs_are_identical() {
     run(&RunArgs {
         file: b.join("experiment.toml"),
         quiet: true,
+        no_tensorboard: true,
         store: None,
         lease: 30.0,
+        outage_limit: 300.0,
     })
     .unwrap();
     let (sa, sb) = (steps_of(&a), steps_of(&b));
