@@ -59,7 +59,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let summary = experiment.run_in("quadratic", &dir, |_| Quadratic { x: 0.0 }, &Quiet, &stop)?;
     println!("{}: {}", dir.display(), summary.status);
     if let Some((member, score)) = summary.best {
-        println!("best member {member}: score {}", poptune::format::score(score));
+        println!(
+            "best member {member}: score {}",
+            poptune::format::score(score)
+        );
     }
     Ok(())
 }
