@@ -18,6 +18,7 @@ window.poptune = {
   pointXY: (m, i) => PT.pointXY(D, m, i),
   updates: 0,
   isStatic: EMBEDDED !== null,
+  redraw: () => redraw(),
 };
 
 // Takes in one update: appends what is new, replaces what changed.
@@ -70,6 +71,9 @@ function redraw() {
     PT.faults(D);
     PT.workers(D);
     window.poptune.drawMs = performance.now() - t0;
+    window.poptune.draws = (window.poptune.draws || 0) + 1;
+    // Milliseconds from the start of navigation to the first page drawn with data.
+    if (!window.poptune.readyAt && D.total > 0) window.poptune.readyAt = performance.now();
     document.body.dataset.members = String(Object.keys(D.members).length);
   });
 }
@@ -100,8 +104,11 @@ async function poll(id) {
     `&steps_after=${c.steps}&events_after=${c.events}&faults_after=${c.faults}&members_after=${c.members}`;
   let wait = 1000;
   try {
+    const t0 = performance.now();
     const u = await getJSON(url);
+    const t1 = performance.now();
     if (apply(u)) redraw();
+    window.poptune.timing = { fetchStart: t0, fetched: t1, applied: performance.now() };
     const live = D.summary.state === "running";
     wait = live ? 1000 : 4000;
     setStatus((live ? "live" : D.summary.state) + " · updated " + new Date().toLocaleTimeString(), live ? "live" : "");
