@@ -77,9 +77,11 @@ def _since_process_start():
         return time.perf_counter() - _IMPORT_BEGAN
 
 
-# In the slot's log (logs/slot-N.stderr.log): tune.py adds these up as the start-up cost.
-print("train.py: ready %.3f s after the process started (torch %s)"
-      % (_since_process_start(), torch.__version__), file=sys.stderr, flush=True)
+# In the slot's log (logs/slot-N.stderr.log), when poptune started this process (it always
+# sets POPTUNE_DEVICES): tune.py adds these up as the start-up cost.
+if "POPTUNE_DEVICES" in os.environ:
+    print("train.py: ready %.3f s after the process started (torch %s)"
+          % (_since_process_start(), torch.__version__), file=sys.stderr, flush=True)
 
 
 def device():

@@ -67,17 +67,28 @@ def startup_seconds(directory):
 
 
 def tune(quiet=False, **kwargs):
+    """Runs (or continues, or re-reads) one experiment; returns its Result and a summary,
+    also written to DIR/torch_result.json."""
     exp = experiment(**kwargs)
+    saved = os.path.join(exp.path, "torch_result.json")
+    before = None
+    if os.path.exists(saved):
+        with open(saved) as f:
+            before = json.load(f)
     began = time.monotonic()
     result = exp.run(Mnist1dCnn, quiet=quiet)
     wall = time.monotonic() - began
     if result.best is None:
         raise SystemExit("no member has a checkpoint yet")
+    if before is not None and before.get("compute") == result.compute:
+        wall = before["wall_seconds"]  # nothing was trained now: keep the run's own timing
+    elif before is not None and result.compute > before.get("compute", 0):
+        wall += before.get("wall_seconds", 0.0)  # a continued run: the calls' times add up
     best = Mnist1dCnn(result.best.member)
     best.load(result.checkpoint)
     step_seconds = sum(s.get("step_seconds") or 0.0 for s in result.steps)
-    elapsed = result.elapsed_seconds or wall
     startup = startup_seconds(exp.path)
+    slot_seconds = wall * exp.slots
     summary = {
         "method": kwargs.get("method", "pbt"),
         "seed": kwargs.get("seed", 1),
@@ -86,20 +97,19 @@ def tune(quiet=False, **kwargs):
         "val_accuracy": result.best.score,
         "test_accuracy": best.test_accuracy(),
         "compute": result.compute,
-        "steps_recorded": len(result.steps),
         "slots": exp.slots,
-        # The binary's own clock (from its start to the last step's end), and this call's.
-        "elapsed_seconds": elapsed,
+        # Wall time of exp.run (the binary's start to its exit) x slots, against the time the
+        # trainable spent inside step(): the share of slot time outside training steps.
         "wall_seconds": wall,
         "step_seconds": step_seconds,
-        "overhead": 1.0 - step_seconds / (elapsed * exp.slots),
-        "overhead_wall": 1.0 - step_seconds / (wall * exp.slots),
-        # Start-up (all processes together), and the overhead of the rest of the slot time.
+        "overhead": 1.0 - step_seconds / slot_seconds,
+        # Of which: starting the trainable processes (Python, torch, the data), all together;
+        # and the share of the rest of the slot time that is not inside steps.
         "startup_seconds": startup,
-        "overhead_after_startup": 1.0 - step_seconds / (elapsed * exp.slots - startup),
+        "overhead_after_startup": 1.0 - step_seconds / (slot_seconds - startup),
         "device": str(best.dev),
     }
-    with open(os.path.join(exp.path, "torch_result.json"), "w") as f:
+    with open(saved, "w") as f:
         json.dump(summary, f, indent=1)
     return result, summary
 
@@ -129,12 +139,10 @@ def main():
     print(result)
     print("best member %d: validation accuracy %.4f, test accuracy %.4f" % (
         s["best_member"], s["val_accuracy"], s["test_accuracy"]))
-    print("compute %d member-steps; %.1f s (binary's clock; %.1f s for this call) x %d slots, "
-          "%.1f s inside steps: overhead %.2f%%; %.1f s of it starting the processes, "
-          "%.2f%% after that" % (
-              s["compute"], s["elapsed_seconds"], s["wall_seconds"], s["slots"],
-              s["step_seconds"], 100 * s["overhead"], s["startup_seconds"],
-              100 * s["overhead_after_startup"]))
+    print("compute %d member-steps; %.1f s x %d slots, %.1f s inside steps: %.2f%% of slot "
+          "time outside them; %.1f s of it starting the processes, %.2f%% without that" % (
+              s["compute"], s["wall_seconds"], s["slots"], s["step_seconds"],
+              100 * s["overhead"], s["startup_seconds"], 100 * s["overhead_after_startup"]))
     print("schedule of the best member:")
     for seg in result.schedule:
         print("  steps %d-%d: %s" % (seg.start + 1, seg.end, seg.h))
