@@ -3,6 +3,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod dashboard;
 pub mod inspect;
 pub mod json;
 pub mod pg;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use poptune_cli::{commands, inspect, report, toy};
+use poptune_cli::{commands, dashboard, inspect, report, toy};
 
 /// Population Based Training for any iterative training process.
 #[derive(Parser, Debug)]
@@ -32,6 +32,9 @@ enum Command {
     Replay(commands::ReplayArgs),
     /// Copy a member's final checkpoint (its θ) out of the experiment.
     Export(commands::ExportArgs),
+    /// Serve a live, read-only dashboard of an experiment (or a folder or store of them) and
+    /// print the URL to open.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => inspect::replay(&args),
         Command::Report(args) => report::run(&args),
         Command::Export(args) => inspect::export(&args),
+        Command::Dashboard(args) => dashboard::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
 //! `poptune report DIR`: the report of an experiment directory or a store's experiment
-//! (written by `poptune_view::report`), or its TensorBoard files (`--tensorboard`, written by
+//! (written by `poptune_view::report`, with the dashboard's page as one offline file by
+//! `poptune_dashboard::static_page`), or its TensorBoard files (`--tensorboard`, written by
 //! `poptune_view::tensorboard`).
 
 use std::path::PathBuf;
@@ -47,6 +48,15 @@ pub fn run(args: &ReportArgs) -> Result<(), CliError> {
     }
     let out = args.out.clone().unwrap_or_else(|| dir.join("report"));
     let files = poptune_view::report::write(store.as_ref(), &def, &out, &place).map_err(usage)?;
+    // The live dashboard's page, its data embedded: opens from disk without a server.
+    let page = poptune_dashboard::static_page(store.as_ref(), &def)?;
+    let path = out.join(DASHBOARD_PAGE);
+    std::fs::write(&path, page)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
     print!("{files}");
+    println!("  {} (the dashboard, offline)", path.display());
     Ok(())
 }
+
+/// The static dashboard's file in the report's folder.
+pub const DASHBOARD_PAGE: &str = "dashboard.html";

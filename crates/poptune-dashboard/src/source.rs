@@ -51,6 +51,13 @@ fn list_dir(dir: &Path) -> Result<Vec<(String, Entry)>, DashboardError> {
             .unwrap_or_else(|| "experiment".to_string());
         return Ok(vec![(id, Entry::Dir(dir.to_path_buf()))]);
     }
+    if !dir.is_dir() {
+        return Err(DashboardError::Usage(format!(
+            "{} is not a folder; give an experiment directory (the one `poptune run` created), \
+             or the folder above several",
+            dir.display()
+        )));
+    }
     let io = |error| DashboardError::Io {
         path: dir.display().to_string(),
         error,
