@@ -112,11 +112,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // One more step of every member, written as a run would, then the update it costs.
     let mut c = Commit::default();
-    let decisions = store.members()?.first().map_or(0, |m| m.decisions);
-    for m in 0..members {
+    // Each member's new step comes in its own current epoch (its decision count), after its
+    // last one, as in a run.
+    for row in store.members()? {
         c.steps.push(StepRow {
-            member: m,
-            epoch: decisions,
+            member: row.id,
+            epoch: row.decisions,
             step: steps + 1,
             score: 0.99,
             metrics: vec![],

@@ -49,8 +49,8 @@ pub(crate) struct Cache {
     def: ExperimentDef,
     initial: Vec<Hyperparams>,
     log: StepLog,
-    /// Rows seen per member (the store's order within a member is the order trained).
-    seen: Vec<usize>,
+    /// Each member's last row seen, (epoch, step): a member's rows only come after it.
+    seen: Vec<Option<(u64, u64)>>,
     events: Vec<Event>,
     faults: Vec<FaultRow>,
     members: Vec<MemberRow>,
@@ -63,7 +63,7 @@ pub(crate) struct Cache {
     /// What the last full read saw: when it is unchanged, steps, events and faults are too.
     key: Option<(u64, u64, u64, u64)>,
     refreshed: Option<Instant>,
-    /// How long the last full read of the steps took.
+    /// How long the last read of what was new took.
     read_time: Duration,
     /// Who holds each member's lease (distributed runs): `(member, owner)`.
     pub leases: Option<Vec<(usize, String)>>,
@@ -99,8 +99,8 @@ impl Cache {
     }
 
     /// Whether the last read is older than the refresh interval: 250 ms, or four times the
-    /// last full read when that is longer, so that a large store (a million steps read in
-    /// half a second) costs the server at most a quarter of a core, however many pages poll.
+    /// last read of what was new when that is longer, so that reading a store costs the
+    /// server at most a quarter of a core, however many pages poll.
     pub fn stale(&self) -> bool {
         let every = REFRESH_EVERY.max(self.read_time * 4);
         self.refreshed.is_none_or(|t| t.elapsed() >= every)
@@ -123,13 +123,18 @@ impl Cache {
         if key.is_none() || key != self.key || status != self.status {
             // Steps first, then events: an event is never missing for a step read.
             let started = Instant::now();
-            let steps = store.steps()?;
+            // The first read takes everything; later ones only what is new, and their time is
+            // what paces the refreshes.
+            let first = self.seen.is_empty();
+            let steps = store.steps_after(&self.seen)?;
             if !self.append_steps(&steps) {
                 return Ok(false);
             }
             self.events = store.events()?;
             self.faults = store.faults()?;
-            self.read_time = started.elapsed();
+            if !first {
+                self.read_time = started.elapsed();
+            }
         }
         self.key = key;
         self.set_members(members);
@@ -140,29 +145,23 @@ impl Cache {
         Ok(true)
     }
 
+    /// Appends the rows the store recorded since the last read. False if one of them does not
+    /// come after what was seen of its member: the store is not the one logged.
     fn append_steps(&mut self, steps: &[poptune_store::StepRow]) -> bool {
-        let mut count: Vec<usize> = Vec::new();
         for row in steps {
-            if row.member >= count.len() {
-                count.resize(row.member + 1, 0);
+            if !poptune_store::is_after(row, &self.seen) {
+                return false;
             }
-            count[row.member] += 1;
-            if self.seen.len() < count.len() {
-                self.seen.resize(count.len(), 0);
+            if self.seen.len() <= row.member {
+                self.seen.resize(row.member + 1, None);
             }
-            if count[row.member] > self.seen[row.member] {
-                self.seen[row.member] += 1;
-                self.log.member.push(row.member);
-                self.log.epoch.push(row.epoch);
-                self.log.step.push(row.step);
-                self.log.score.push(row.score);
-            }
+            self.seen[row.member] = Some((row.epoch, row.step));
+            self.log.member.push(row.member);
+            self.log.epoch.push(row.epoch);
+            self.log.step.push(row.step);
+            self.log.score.push(row.score);
         }
-        // A member with fewer rows than seen: the experiment is not the one logged.
-        self.seen
-            .iter()
-            .enumerate()
-            .all(|(m, &n)| count.get(m).copied().unwrap_or(0) >= n)
+        true
     }
 
     fn set_members(&mut self, members: Vec<MemberRow>) {

@@ -136,6 +136,23 @@ pub fn migrate(client: &mut Client, location: &str) -> Result<i32, StoreError> {
 }
 
 impl PostgresStore {
+    /// Step records from rows of (member, epoch, step, score, metrics).
+    fn step_rows(&self, rows: Vec<postgres::Row>) -> Result<Vec<StepRow>, StoreError> {
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let metrics: String = r.get(4);
+            out.push(StepRow {
+                member: r.get::<_, i32>(0) as usize,
+                epoch: r.get::<_, i64>(1) as u64,
+                step: r.get::<_, i64>(2) as u64,
+                score: r.get(3),
+                metrics: metrics_from_json(&metrics)
+                    .map_err(|e| self.corrupt("step metrics", e))?,
+            });
+        }
+        Ok(out)
+    }
+
     /// Where the store is (`host:port/database`), without credentials.
     pub fn location(&self) -> &str {
         &self.location
@@ -408,19 +425,30 @@ impl Store for PostgresStore {
                 &[&exp],
             )
         })?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let metrics: String = r.get(4);
-            out.push(StepRow {
-                member: r.get::<_, i32>(0) as usize,
-                epoch: r.get::<_, i64>(1) as u64,
-                step: r.get::<_, i64>(2) as u64,
-                score: r.get(3),
-                metrics: metrics_from_json(&metrics)
-                    .map_err(|e| self.corrupt("step metrics", e))?,
-            });
+        self.step_rows(rows)
+    }
+
+    fn steps_after(&self, seen: &[Option<(u64, u64)>]) -> Result<Vec<StepRow>, StoreError> {
+        let (mut members, mut epochs, mut steps) = (Vec::new(), Vec::new(), Vec::new());
+        for (m, last) in seen.iter().enumerate() {
+            if let Some((e, s)) = last {
+                members.push(m as i32);
+                epochs.push(*e as i64);
+                steps.push(*s as i64);
+            }
         }
-        Ok(out)
+        let rows = self.read(|c, exp| {
+            c.query(
+                "SELECT s.member, s.epoch, s.step, s.score, s.metrics FROM poptune_steps s
+                 LEFT JOIN unnest($2::int[], $3::bigint[], $4::bigint[]) AS seen(member, epoch, step)
+                   ON seen.member = s.member
+                 WHERE s.experiment = $1
+                   AND (seen.member IS NULL OR (s.epoch, s.step) > (seen.epoch, seen.step))
+                 ORDER BY s.member, s.epoch, s.step",
+                &[&exp, &members, &epochs, &steps],
+            )
+        })?;
+        self.step_rows(rows)
     }
 
     fn events(&self) -> Result<Vec<Event>, StoreError> {

@@ -137,6 +137,21 @@ fn reads_back(s: &dyn Store, c: &Commit, event: &Event, m0: &MemberRow) {
         order,
         [(0, 1), (0, 2), (0, 3), (0, 4), (0, 5), (1, 1), (1, 2)]
     );
+    // What a reader that saw member 0 up to epoch 0, step 3 has not seen yet.
+    let after: Vec<(u64, u64)> = s
+        .steps_after(&[Some((0, 3))])
+        .unwrap()
+        .iter()
+        .map(|r| (r.epoch, r.step))
+        .collect();
+    assert_eq!(after, [(0, 4), (0, 5), (1, 1), (1, 2)]);
+    // (Compared by key: a NaN metric is not equal to itself.)
+    let keys = |rows: &[StepRow]| -> Vec<(usize, u64, u64)> {
+        rows.iter().map(|r| (r.member, r.epoch, r.step)).collect()
+    };
+    assert_eq!(keys(&s.steps_after(&[]).unwrap()), keys(&all));
+    assert_eq!(keys(&s.steps_after(&[None, None]).unwrap()), keys(&all));
+    assert!(s.steps_after(&[Some((1, 2))]).unwrap().is_empty());
     let steps: Vec<StepRow> = all.into_iter().filter(|r| r.epoch == 0).collect();
     assert_eq!(steps.len(), 5);
     assert_eq!(steps[0], c.steps[0]);

@@ -129,6 +129,15 @@ impl MemberRow {
     }
 }
 
+/// Whether step record `r` comes after what `seen` says was seen of its member (see
+/// [`Store::steps_after`]).
+pub fn is_after(r: &StepRow, seen: &[Option<(u64, u64)>]) -> bool {
+    match seen.get(r.member).copied().flatten() {
+        Some(last) => (r.epoch, r.step) > last,
+        None => true,
+    }
+}
+
 /// The member with the best score in `mode` (ties go to the lower id), `None` while no member
 /// has a score.
 pub fn best_member(mode: poptune::Mode, members: &[MemberRow]) -> Option<usize> {
@@ -247,6 +256,18 @@ pub trait Store: Send {
     fn commit(&mut self, c: &Commit) -> Result<(), StoreError>;
     /// Every step record, by member, epoch and step (each member's in the order trained).
     fn steps(&self) -> Result<Vec<StepRow>, StoreError>;
+    /// The step records recorded after those a reader has seen: for each member `m`, its
+    /// records after `(epoch, step)` = `seen[m]` (all of them when `seen[m]` is `None` or `m`
+    /// is past `seen`), in the order of [`Store::steps`]. A member's records only ever come
+    /// after its last one (its epoch and its step within an epoch only grow), so a reader that
+    /// follows a run reads what is new and nothing else.
+    fn steps_after(&self, seen: &[Option<(u64, u64)>]) -> Result<Vec<StepRow>, StoreError> {
+        Ok(self
+            .steps()?
+            .into_iter()
+            .filter(|r| is_after(r, seen))
+            .collect())
+    }
     /// Every lineage event, in order.
     fn events(&self) -> Result<Vec<Event>, StoreError>;
     /// Every checkpoint in the index.

@@ -57,6 +57,39 @@ fn json<T: serde::Serialize>(v: &T) -> String {
 }
 
 impl SqliteStore {
+    /// The step records `sql` selects (member, epoch, step, score, metrics) with `params`.
+    fn step_rows(
+        &self,
+        sql: &str,
+        params: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<StepRow>, StoreError> {
+        let mut st = self.conn.prepare_cached(sql).map_err(self.db())?;
+        let rows = st
+            .query_map(params, |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, f64>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })
+            .map_err(self.db())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (member, epoch, step, score, metrics) = row.map_err(self.db())?;
+            let metrics =
+                crate::metrics_from_json(&metrics).map_err(|e| self.corrupt("step metrics", e))?;
+            out.push(StepRow {
+                member: member as usize,
+                epoch: epoch as u64,
+                step: step as u64,
+                score,
+                metrics,
+            });
+        }
+        Ok(out)
+    }
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let p = path.display().to_string();
@@ -307,37 +340,31 @@ impl Store for SqliteStore {
     }
 
     fn steps(&self) -> Result<Vec<StepRow>, StoreError> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT member, epoch, step, score, metrics FROM steps
-                 ORDER BY member, epoch, step",
-            )
-            .map_err(self.db())?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, f64>(3)?,
-                    r.get::<_, String>(4)?,
-                ))
-            })
-            .map_err(self.db())?;
+        self.step_rows(
+            "SELECT member, epoch, step, score, metrics FROM steps
+             ORDER BY member, epoch, step",
+            &[],
+        )
+    }
+
+    fn steps_after(&self, seen: &[Option<(u64, u64)>]) -> Result<Vec<StepRow>, StoreError> {
+        // One indexed range per member seen (the key is member, epoch, step), then every
+        // record of the members past them.
         let mut out = Vec::new();
-        for row in rows {
-            let (member, epoch, step, score, metrics) = row.map_err(self.db())?;
-            let metrics =
-                crate::metrics_from_json(&metrics).map_err(|e| self.corrupt("step metrics", e))?;
-            out.push(StepRow {
-                member: member as usize,
-                epoch: epoch as u64,
-                step: step as u64,
-                score,
-                metrics,
-            });
+        for (m, last) in seen.iter().enumerate() {
+            let (epoch, step) = last.map_or((-1, -1), |(e, s)| (e as i64, s as i64));
+            out.extend(self.step_rows(
+                "SELECT member, epoch, step, score, metrics FROM steps
+                 WHERE member = ?1 AND (epoch > ?2 OR (epoch = ?2 AND step > ?3))
+                 ORDER BY epoch, step",
+                &[&(m as i64), &epoch, &step],
+            )?);
         }
+        out.extend(self.step_rows(
+            "SELECT member, epoch, step, score, metrics FROM steps WHERE member >= ?1
+             ORDER BY member, epoch, step",
+            &[&(seen.len() as i64)],
+        )?);
         Ok(out)
     }
 
