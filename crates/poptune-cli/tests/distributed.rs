@@ -505,6 +505,92 @@ fn a_stopped_distributed_experiment_trains_on_when_only_its_stop_rules_change() 
     s.delete().unwrap();
 }
 
+/// GET `path` from the server on 127.0.0.1:`port`: the body, if the answer is 200.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
+}
+
+#[test]
+fn the_dashboard_shows_a_distributed_run_and_its_workers() {
+    use std::io::BufRead;
+    let url = url();
+    let dir = tempfile::tempdir().unwrap();
+    let name = unique("dash");
+    let log = dir.path().join("steps.log");
+    let file = experiment(dir.path(), &name, &log, "asynchronous");
+    let mut first = poptune()
+        .args(["run", file.to_str().unwrap(), "--store", &url, "--quiet"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut workers = vec![worker(&url, &name), worker(&url, &name)];
+    let mut dash = Command::new(env!("CARGO_BIN_EXE_poptune"))
+        .args([
+            "dashboard",
+            "--store",
+            &url,
+            "--experiment",
+            &name,
+            "--port",
+            "0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(dash.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    // While the run goes: the experiment is listed, and some update names workers holding
+    // leases on members.
+    let listed = http_get(port, "/api/experiments").unwrap_or_default();
+    assert!(listed.contains(&name), "{listed}");
+    let t = Instant::now();
+    let mut seen_worker = false;
+    let mut members = 0;
+    while t.elapsed() < Duration::from_secs(30) && !seen_worker {
+        if let Some(body) = http_get(port, &format!("/api/experiment/{name}/updates")) {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            members = v["members"].as_array().map_or(0, |m| m.len());
+            seen_worker = v["workers"].as_array().is_some_and(|w| {
+                w.iter()
+                    .any(|w| !w["members"].as_array().unwrap().is_empty())
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    workers.push(first);
+    wait_all(&mut workers, Duration::from_secs(120));
+    first = workers.pop().unwrap();
+    assert!(first.wait().unwrap().success());
+    let _ = dash.kill();
+    let _ = dash.wait();
+    assert_eq!(members, POPULATION, "every member is shown");
+    assert!(
+        seen_worker,
+        "no update named a worker and its leased members"
+    );
+    let mut s = PostgresStore::open(&url, &name).unwrap();
+    s.delete().unwrap();
+}
+
 /// The directories in `dir`, but `.tmp`.
 fn dirs(dir: &Path) -> BTreeSet<String> {
     std::fs::read_dir(dir)
