@@ -38,14 +38,15 @@ PT.drawTree = function (D, canvas) {
     }
     ctx.stroke();
   }
-  const anc = D.best && D.best.ancestry ? D.best.ancestry : { pieces: [], seqs: [] };
-  const onLine = new Set(anc.seqs);
+  const anc = D.best && D.best.ancestry ? D.best.ancestry : { pieces: [], exploits: [] };
+  // By seq and recipient: the exploits of one synchronous round share their seq.
+  const onLine = new Set((anc.exploits || []).map(([s, r]) => s + ":" + r));
   const edges = [];
   const limit = D.events.length > 5000 ? D.events.length - 5000 : 0;
   for (let k = limit; k < D.events.length; k++) {
     const e = D.events[k];
     if (e.donor === null) continue;
-    edges.push({ e, x0: xs(e.donor_step), y0: yOf(e.donor), x1: xs(e.step), y1: yOf(e.recipient), best: onLine.has(e.seq) });
+    edges.push({ e, x0: xs(e.donor_step), y0: yOf(e.donor), x1: xs(e.step), y1: yOf(e.recipient), best: onLine.has(e.seq + ":" + e.recipient) });
   }
   for (const g of edges) if (!g.best) PT.arrow(ctx, g, PT.color(g.e.donor, 0.75), 1.2);
   // The ancestry: its stretches on the lanes, then its exploits.

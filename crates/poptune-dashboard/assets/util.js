@@ -179,12 +179,14 @@ PT.walk = function (D, m, key) {
 };
 
 // A numeric value for a hyperparameter (categories by their index in the space).
+// A value of an ordered or choice parameter, numbers included, is drawn at its index in the
+// list (the panel's axis is the list's).
 PT.numeric = function (param, v) {
-  if (typeof v === "number") return v;
-  if (typeof v === "boolean") return v ? 1 : 0;
   if (param && param.values) {
     const i = param.values.findIndex((x) => x === v);
     return i >= 0 ? i : null;
   }
+  if (typeof v === "number") return v;
+  if (typeof v === "boolean") return v ? 1 : 0;
   return null;
 };

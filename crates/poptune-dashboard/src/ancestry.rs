@@ -10,8 +10,9 @@ use serde::Serialize;
 pub(crate) struct Ancestry {
     /// `[member, from_step, to_step]`: the member trained the state from one step to the other.
     pub pieces: Vec<[u64; 3]>,
-    /// The `seq` of every exploit on the line (the events it copied through).
-    pub seqs: Vec<u64>,
+    /// Every exploit on the line (the events it copied through), as `[seq, recipient]`: a
+    /// synchronous round's exploits share one `seq`.
+    pub exploits: Vec<[u64; 2]>,
 }
 
 /// The ancestry of `member`'s state at `final_step`.
@@ -35,7 +36,7 @@ pub(crate) fn ancestry(events: &[Event], member: usize, final_step: u64) -> Ance
         limit = e.seq;
         match e.donor {
             Some(d) => {
-                out.seqs.push(e.seq);
+                out.exploits.push([e.seq, e.recipient as u64]);
                 current = d;
                 end = e.donor_step;
             }
@@ -43,7 +44,7 @@ pub(crate) fn ancestry(events: &[Event], member: usize, final_step: u64) -> Ance
         }
     }
     out.pieces.reverse();
-    out.seqs.reverse();
+    out.exploits.reverse();
     out
 }
 
@@ -72,9 +73,21 @@ mod tests {
         let events = vec![exploit(0, 2, 1, 10), exploit(1, 0, 2, 20)];
         let a = ancestry(&events, 0, 30);
         assert_eq!(a.pieces, vec![[1, 0, 10], [2, 10, 20], [0, 20, 30]]);
-        assert_eq!(a.seqs, vec![0, 1]);
+        assert_eq!(a.exploits, vec![[0, 2], [1, 0]]);
         let b = ancestry(&events, 1, 30);
         assert_eq!(b.pieces, vec![[1, 0, 30]]);
-        assert!(b.seqs.is_empty());
+        assert!(b.exploits.is_empty());
+    }
+
+    #[test]
+    fn a_synchronous_rounds_other_exploits_are_not_on_the_line() {
+        // One round at step 10 (seq 10): 2 copied 1, and 3 copied 1 too; then 0 copied 2.
+        let events = vec![
+            exploit(10, 2, 1, 10),
+            exploit(10, 3, 1, 10),
+            exploit(20, 0, 2, 20),
+        ];
+        let a = ancestry(&events, 0, 30);
+        assert_eq!(a.exploits, vec![[10, 2], [20, 0]]);
     }
 }

@@ -18,8 +18,37 @@ use serde_json::json;
 use webdriver::{http, keep_screenshot, Browser};
 
 /// Gradient descent on (x - 3)², a few milliseconds a step so that the run lasts a while.
+/// With a gate, a step waits until the gate lets it through, so that a test decides when
+/// the run goes on (however slow the machine is).
 struct Quadratic {
     x: f64,
+    gate: Option<Arc<Gate>>,
+}
+
+/// How many steps, of all members together, may be trained so far.
+struct Gate {
+    taken: std::sync::atomic::AtomicU64,
+    allowed: std::sync::atomic::AtomicU64,
+}
+
+impl Gate {
+    fn new(allowed: u64) -> Arc<Gate> {
+        Arc::new(Gate {
+            taken: 0.into(),
+            allowed: allowed.into(),
+        })
+    }
+
+    fn open(&self) {
+        self.allowed.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    fn pass(&self) {
+        let n = self.taken.fetch_add(1, Ordering::SeqCst) + 1;
+        while n > self.allowed.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 impl Trainable for Quadratic {
@@ -28,6 +57,9 @@ impl Trainable for Quadratic {
         let lr = h
             .f64("lr")
             .ok_or_else(|| TrainableError::new("missing lr"))?;
+        if let Some(g) = &self.gate {
+            g.pass();
+        }
         std::thread::sleep(Duration::from_millis(25));
         self.x -= lr * 2.0 * (self.x - 3.0);
         Ok(Metrics::new(-(self.x - 3.0).powi(2)))
@@ -61,14 +93,22 @@ fn experiment(steps: u64) -> Experiment {
 }
 
 /// Starts the run in a thread; returns once its directory holds the experiment.
-fn start_run(dir: &Path, steps: u64, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+fn start_run(
+    dir: &Path,
+    steps: u64,
+    stop: Arc<AtomicBool>,
+    gate: Option<Arc<Gate>>,
+) -> std::thread::JoinHandle<()> {
     let d = dir.to_path_buf();
     let h = std::thread::spawn(move || {
         let e = experiment(steps);
         e.run_in(
             "quadratic",
             &d,
-            |_| Quadratic { x: 0.0 },
+            |_| Quadratic {
+                x: 0.0,
+                gate: gate.clone(),
+            },
             &Quiet,
             stop.as_ref(),
         )
@@ -107,7 +147,9 @@ fn the_live_page_follows_a_run_and_names_what_it_shows() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("quadratic");
     let stop = Arc::new(AtomicBool::new(false));
-    let run = start_run(&dir, 80, stop.clone());
+    // The first ready round of every member (5 steps each), then the run waits for the test.
+    let gate = Gate::new(MEMBERS as u64 * 5);
+    let run = start_run(&dir, 80, stop.clone(), Some(gate.clone()));
     let mut opts = Options::dir(&dir);
     opts.port = 0;
     opts.token = TokenPolicy::Always;
@@ -126,6 +168,7 @@ fn the_live_page_follows_a_run_and_names_what_it_shows() {
         .unwrap();
     let state = b.js("return window.poptune.data().summary.state", json!([]));
     assert_eq!(state, "running", "the run should still be going");
+    gate.open();
     let later = b.wait_for(
         "new steps without a reload",
         20,
@@ -203,7 +246,7 @@ fn the_static_page_shows_the_same_data_from_a_file() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("quadratic");
     let stop = Arc::new(AtomicBool::new(false));
-    start_run(&dir, 20, stop).join().unwrap();
+    start_run(&dir, 20, stop, None).join().unwrap();
     let (store, def) = poptune_run::local::open_dir(&dir).unwrap();
     let page = static_page(&store, &def).unwrap();
     let file = tmp.path().join("dashboard.html");
