@@ -186,14 +186,20 @@ fn status_text(
     let events = store.events()?;
     let faults = store.faults()?;
     let _ = writeln!(out, "experiment: {} ({place})", def.name);
+    // A long reason (a failure with the trainable's stderr) goes below, indented.
+    let said = status.to_string();
+    let (first, rest) = said.split_once('\n').unwrap_or((&said, ""));
     let _ = writeln!(
         out,
-        "status: {status}, running time {:.1} s, {} members, {} steps each, mode {}",
+        "status: {first}, running time {:.1} s, {} members, {} steps each, mode {}",
         elapsed,
         def.population,
         def.stop.steps,
         format::mode(def.mode)
     );
+    for line in rest.lines() {
+        let _ = writeln!(out, "    {line}");
+    }
     // In PBT every exploit is followed by an explore of the copied hyperparameters; an event
     // without a donor is an explore on its own (the explore-only variant).
     let exploits = events.iter().filter(|e| e.donor.is_some()).count();

@@ -508,6 +508,14 @@ fn a_trainable_that_fails_at_every_start_fails_the_run_early_with_its_stderr() {
     let shown = String::from_utf8_lossy(&status.stdout);
     assert!(shown.contains("failed"), "{shown}");
     assert!(!shown.contains("interrupted"), "{shown}");
+    // The status line stays one line; the trainable's stderr follows it, indented.
+    let line = shown
+        .lines()
+        .find(|l| l.starts_with("status:"))
+        .unwrap_or_default();
+    assert!(line.contains("running time"), "{shown}");
+    assert!(!line.contains("Traceback"), "{shown}");
+    assert!(shown.contains("\n    ModuleNotFoundError"), "{shown}");
 }
 
 #[test]

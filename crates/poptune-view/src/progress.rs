@@ -138,10 +138,10 @@ impl LiveView {
         for (i, line) in self.board[1..].iter().enumerate() {
             match p.top.get(i) {
                 Some(m) => line.set_message(format!(
-                    "{:>6} {:>7} {:>12.6} {:>8}  {}",
+                    "{:>6} {:>7} {:>12} {:>8}  {}",
                     m.id,
                     m.step,
-                    m.score.unwrap_or(f64::NAN),
+                    crate::format::score(m.score.unwrap_or(f64::NAN)),
                     m.state.as_str(),
                     m.h
                 )),
@@ -154,8 +154,10 @@ impl LiveView {
 fn summary_line(metric: &str, p: &Progress) -> String {
     match p.best {
         Some((b, s)) => format!(
-            "best {metric} = {s:.4} (member {b})  exploits {}  faults {}",
-            p.exploits, p.faults
+            "best {metric} = {} (member {b})  exploits {}  faults {}",
+            crate::format::score(s),
+            p.exploits,
+            p.faults
         ),
         None => format!("exploits {}  faults {}", p.exploits, p.faults),
     }
@@ -195,7 +197,15 @@ impl LogLines {
                     summary_line(&self.metric, p)
                 ));
             }
-            RunEvent::Ended { status } => line(&format!("ended: {status}")),
+            RunEvent::Ended { status } => {
+                // A failure's whole reason (with the trainable's stderr) is the command's
+                // error message, printed once, after this line.
+                let said = status.to_string();
+                line(&format!(
+                    "ended: {}",
+                    said.lines().next().unwrap_or_default()
+                ))
+            }
             e => {
                 if let Some(text) = notice(e) {
                     line(&text);
@@ -229,4 +239,29 @@ fn line(text: &str) {
         .map_or(0, |d| d.as_secs());
     let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
     eprintln!("[{h:02}:{m:02}:{s:02}Z] {text}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_line_gives_a_tiny_best_score_significant_digits() {
+        let p = Progress {
+            done: 10,
+            total: 20,
+            compute: 10,
+            best: Some((1, -1.262177448353619e-29)),
+            exploits: 2,
+            faults: 0,
+            top: Vec::new(),
+            population: 4,
+            elapsed: 1.0,
+        };
+        let line = summary_line("score", &p);
+        assert!(
+            line.contains("best score = -1.26218e-29 (member 1)"),
+            "{line}"
+        );
+    }
 }
