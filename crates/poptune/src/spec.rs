@@ -157,6 +157,17 @@ impl ExperimentDef {
         }
     }
 
+    /// Where `other` differs from this definition: the keys (`policy.interval`,
+    /// `trainable.env`, ...) whose values differ, for a message that says what changed.
+    pub fn differences(&self, other: &ExperimentDef) -> Vec<String> {
+        let (Ok(a), Ok(b)) = (serde_json::to_value(self), serde_json::to_value(other)) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        diff_keys("", &a, &b, 2, &mut out);
+        out
+    }
+
     /// Whether `other` is the same experiment but for its stop rules (a run may change those
     /// to train a stored experiment for longer).
     pub fn same_but_stop(&self, other: &ExperimentDef) -> bool {
@@ -181,5 +192,62 @@ impl ExperimentDef {
     /// The definition as stored (JSON).
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|_| "{}".to_string())
+    }
+}
+
+/// The keys under `prefix` whose values differ between `a` and `b`, looking `depth` levels
+/// into objects.
+fn diff_keys(
+    prefix: &str,
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    depth: usize,
+    out: &mut Vec<String>,
+) {
+    match (a.as_object(), b.as_object()) {
+        (Some(x), Some(y)) if depth > 0 => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let null = serde_json::Value::Null;
+                let (va, vb) = (x.get(k).unwrap_or(&null), y.get(k).unwrap_or(&null));
+                if va != vb {
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    diff_keys(&path, va, vb, depth - 1, out);
+                }
+            }
+        }
+        _ if a != b => out.push(if prefix.is_empty() {
+            "the definition".to_string()
+        } else {
+            prefix.to_string()
+        }),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::space::{Param, Space};
+
+    #[test]
+    fn differences_name_the_keys_that_changed() {
+        let a = Experiment::new(Space::new().with("lr", Param::float(0.1, 1.0)))
+            .population(4)
+            .definition("e", std::path::Path::new("/x"));
+        let mut b = a.clone();
+        assert!(a.differences(&b).is_empty());
+        b.population = 5;
+        b.trainable.env.insert("A".into(), "1".into());
+        b.policy.interval = 7;
+        assert_eq!(
+            a.differences(&b),
+            ["policy.interval", "population", "trainable.env"]
+        );
+        assert!(!a.same_but_stop(&b));
     }
 }

@@ -108,10 +108,14 @@ pub fn create_or_open(def: &ExperimentDef) -> Result<(SqliteStore, Opened), RunE
         })?;
         return Ok((store, Opened::NewStopRules));
     }
+    let changed = stored
+        .as_ref()
+        .map(|s| s.differences(def).join(", "))
+        .unwrap_or_else(|| "the definition".to_string());
     Err(RunError::usage(format!(
-        "{} already holds experiment `{}` with a different definition (only the `[stop]` rules \
-         may change, to train it for longer); to continue it unchanged run `poptune resume {}`, \
-         or give the new experiment another `name` or `directory`",
+        "{} already holds experiment `{}` with a different definition (changed: {changed}; only \
+         the `[stop]` rules may change, to train it for longer); to continue it unchanged run \
+         `poptune resume {}`, or give the new experiment another `name` or `directory`",
         def.directory.display(),
         def.name,
         def.directory.display()
