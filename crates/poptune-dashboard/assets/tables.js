@@ -10,7 +10,7 @@ PT.summary = function (D) {
   const best = s.best ? `member ${s.best.member}: ${PT.score(s.best.score)}` : "-";
   const cards = [
     ["state", `<span class="state ${PT.esc(s.state)}">${PT.esc(s.state)}</span>` +
-      (s.reason ? `<div class="muted small">${PT.esc(s.reason)}</div>` : ""), "state"],
+      (s.reason ? `<div class="muted small" title="${PT.esc(s.reason)}">${PT.esc(PT.firstLine(s.reason, 160))}</div>` : ""), "state"],
     ["progress", `${pct}%<div class="bar"><i style="width:${Math.min(100, pct)}%"></i></div>` +
       `<div class="muted small">${s.trained} of ${s.target} member-steps</div>`, "progress"],
     ["compute", `${s.compute} <span class="muted small">member-steps trained</span>`, "compute"],
@@ -95,7 +95,7 @@ PT.experimentList = function (list, token) {
     if (x.error) return `<tr><td>${PT.esc(x.id)}</td><td colspan="4" class="error">${PT.esc(x.error)}</td></tr>`;
     const pct = Math.round((x.progress || 0) * 1000) / 10;
     const best = x.best ? `${PT.score(x.best.score)} (member ${x.best.member})` : "-";
-    return `<tr><td><a href="${q(x.id)}">${PT.esc(x.name)}</a></td><td><span class="state ${PT.esc(x.state)}">${PT.esc(x.status)}</span></td>` +
+    return `<tr><td><a href="${q(x.id)}">${PT.esc(x.name)}</a></td><td><span class="state ${PT.esc(x.state)}" title="${PT.esc(x.status)}">${PT.esc(PT.firstLine(x.status, 80))}</span></td>` +
       `<td>${pct}%<div class="bar"><i style="width:${Math.min(100, pct)}%"></i></div></td>` +
       `<td class="num">${PT.esc(best)}</td><td class="num">${x.population}</td></tr>`;
   }).join("");

@@ -179,6 +179,13 @@ PT.walk = function (D, m, key) {
 };
 
 // A numeric value for a hyperparameter (categories by their index in the space).
+// The first line of a text, cut to `n` characters (a failure's reason holds the trainable's
+// stderr: the whole of it is in the element's title and in the faults).
+PT.firstLine = function (text, n) {
+  const line = String(text || "").split("\n")[0];
+  return line.length > n ? line.slice(0, n - 1) + "…" : line;
+};
+
 // A value of an ordered or choice parameter, numbers included, is drawn at its index in the
 // list (the panel's axis is the list's).
 PT.numeric = function (param, v) {
