@@ -621,5 +621,8 @@ fn a_finished_experiment_runs_longer_when_its_steps_are_raised_and_not_otherwise
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("different definition"), "{err}");
-    assert!(err.contains("changed: population"), "it says what changed: {err}");
+    assert!(
+        err.contains("changed: population"),
+        "it says what changed: {err}"
+    );
 }
