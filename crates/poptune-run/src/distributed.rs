@@ -34,13 +34,12 @@ pub use tidy::{tidy, Tidied};
 /// same definition.
 pub fn create_or_join(url: &str, def: &ExperimentDef) -> Result<bool, RunError> {
     let mut store = PostgresStore::open(url, &def.name)?;
-    match store.definition()? {
-        Some((_, stored)) if ExperimentDef::from_json(&stored).is_ok_and(|s| s.same_as(def)) => {
-            Ok(true)
-        }
-        Some((_, stored))
-            if ExperimentDef::from_json(&stored).is_ok_and(|s| s.same_but_stop(def)) =>
-        {
+    let stored = store
+        .definition()?
+        .map(|(_, json)| ExperimentDef::from_json(&json).ok());
+    match stored {
+        Some(Some(s)) if s.same_as(def) => Ok(true),
+        Some(Some(s)) if s.same_but_stop(def) => {
             new_stop_rules(&mut store, def)?;
             Ok(true)
         }

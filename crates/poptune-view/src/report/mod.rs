@@ -59,6 +59,39 @@ impl ViewError {
     }
 }
 
+/// What the views written after the fact (the report, TensorBoard files) start from.
+pub(crate) struct History {
+    /// Every step record.
+    pub steps: Vec<poptune_store::StepRow>,
+    /// Every lineage event.
+    pub events: Vec<poptune::Event>,
+    /// The members' first hyperparameters.
+    pub initial: Vec<poptune::Hyperparams>,
+}
+
+/// Reads the [`History`] of experiment `def` from `store`; an experiment without steps yet is
+/// an error naming `place`.
+pub(crate) fn read_history(
+    store: &dyn Store,
+    def: &ExperimentDef,
+    place: &str,
+) -> Result<History, ViewError> {
+    let steps = store.steps()?;
+    let events = store.events()?;
+    if steps.is_empty() {
+        return Err(ViewError::NoSteps(place.to_string()));
+    }
+    let initial = def
+        .experiment()
+        .initial_hyperparams()
+        .map_err(|e| ViewError::Definition(e.to_string()))?;
+    Ok(History {
+        steps,
+        events,
+        initial,
+    })
+}
+
 /// Writes the report of the experiment `def` kept in `store` into `out` (created if needed).
 /// `place` names the experiment in messages (its directory, or the store's URL).
 pub fn write(
@@ -68,18 +101,14 @@ pub fn write(
     place: &str,
 ) -> Result<ReportFiles, ViewError> {
     std::fs::create_dir_all(out).map_err(ViewError::io(out))?;
-    let steps = store.steps()?;
-    let events = store.events()?;
+    let History {
+        steps,
+        events,
+        initial,
+    } = read_history(store, def, place)?;
     let members = store.members()?;
     let faults = store.faults()?;
     let (status, elapsed) = store.status()?;
-    if steps.is_empty() {
-        return Err(ViewError::NoSteps(place.to_string()));
-    }
-    let initial = def
-        .experiment()
-        .initial_hyperparams()
-        .map_err(|e| ViewError::Definition(e.to_string()))?;
     exports::write(out, &steps, &events, &initial).map_err(ViewError::io(out))?;
     crate::fonts::register();
     let best = poptune_store::best_member(def.mode, &members).unwrap_or(0);

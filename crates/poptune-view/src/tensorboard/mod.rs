@@ -150,15 +150,11 @@ pub fn write(
     logdir: &Path,
     place: &str,
 ) -> Result<TensorBoardFiles, ViewError> {
-    let steps = store.steps()?;
-    let events = store.events()?;
-    if steps.is_empty() {
-        return Err(ViewError::NoSteps(place.to_string()));
-    }
-    let initial = def
-        .experiment()
-        .initial_hyperparams()
-        .map_err(|e| ViewError::Definition(e.to_string()))?;
+    let crate::report::History {
+        steps,
+        events,
+        initial,
+    } = crate::report::read_history(store, def, place)?;
     let hs = crate::report::hyperparams_by_row(&initial, &events, &steps);
     let members = steps
         .iter()
