@@ -1,6 +1,6 @@
 //! `poptune-burn`: PBT on real models (burn) and a non-gradient example, in-process.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -80,6 +80,10 @@ struct CompareArgs {
     /// Where the runs go: OUT/TASK/METHOD-sSEED (runs already finished are reused).
     #[arg(long, default_value = "results/compare")]
     out: PathBuf,
+    /// The methods to run, comma-separated (default: all eight; FIRE-PBT only from 5
+    /// members).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    methods: Vec<Method>,
     #[command(flatten)]
     shape: Shape,
 }
@@ -170,8 +174,18 @@ fn compare(args: &CompareArgs) -> Result<(), BurnError> {
     }
     let base = args.out.join(args.task.name());
     let mut rows = Vec::new();
-    for method in Method::ALL {
+    let methods = if args.methods.is_empty() {
+        Method::ALL.to_vec()
+    } else {
+        args.methods.clone()
+    };
+    for method in methods {
         let mut results = Vec::new();
+        if let Err(e) = setup(args.task, method, 1, &args.shape)?.definition(Path::new("."), &base)
+        {
+            eprintln!("{:>13} skipped: {e}", method.name());
+            continue;
+        }
         for seed in 1..=args.seeds {
             let s = setup(args.task, method, seed, &args.shape)?;
             let dir = base.join(format!("{}-s{seed}", method.name()));

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::ValueEnum;
+use poptune::fire::Fire;
 use poptune::{
-    ExperimentDef, Exploit, Explore, InitialKind, Mode, Param, Policy, Space, StopRules, SyncMode,
-    TrainableDef, Variant,
+    Algorithm, ExperimentDef, Exploit, Explore, InitialKind, Mode, Param, Policy, Space, StopRules,
+    SyncMode, TrainableDef, Variant,
 };
 use poptune_run::inprocess::{InProcess, Persist};
 use poptune_run::local::{self as durable, CKPT_DIR};
@@ -44,16 +45,25 @@ pub enum Method {
     ExploitOnly,
     Random,
     Grid,
+    /// PB2: PBT's exploit, a GP bandit's explore.
+    Pb2,
+    /// PB2-Mix: PB2 that also chooses the ordered batch size.
+    Pb2Mix,
+    /// FIRE-PBT with the default split of the population.
+    Fire,
 }
 
 impl Method {
     /// All, PBT first.
-    pub const ALL: [Method; 5] = [
+    pub const ALL: [Method; 8] = [
         Method::Pbt,
         Method::Random,
         Method::Grid,
         Method::ExploreOnly,
         Method::ExploitOnly,
+        Method::Pb2,
+        Method::Pb2Mix,
+        Method::Fire,
     ];
 
     /// The name on the command line and in tables.
@@ -64,7 +74,24 @@ impl Method {
             Method::ExploitOnly => "exploit-only",
             Method::Random => "random",
             Method::Grid => "grid",
+            Method::Pb2 => "pb2",
+            Method::Pb2Mix => "pb2-mix",
+            Method::Fire => "fire",
         }
+    }
+
+    /// The algorithm at `population` members (FIRE-PBT: the default split).
+    fn algorithm(self, population: usize) -> Result<Algorithm, BurnError> {
+        Ok(match self {
+            Method::Pb2 => Algorithm::Pb2,
+            Method::Pb2Mix => Algorithm::Pb2Mix,
+            Method::Fire => Algorithm::Fire(Fire::for_population(population).ok_or_else(|| {
+                BurnError::Usage(format!(
+                    "FIRE-PBT needs at least 5 members (two sub-populations of 2 and an evaluator); --population is {population}"
+                ))
+            })?),
+            _ => Algorithm::Pbt,
+        })
     }
 
     fn variant_and_initial(self) -> (Variant, InitialKind) {
@@ -74,6 +101,17 @@ impl Method {
             Method::ExploitOnly => (Variant::ExploitOnly, InitialKind::Prior),
             Method::Random => (Variant::Frozen, InitialKind::Prior),
             Method::Grid => (Variant::Frozen, InitialKind::Grid),
+            Method::Pb2 | Method::Pb2Mix | Method::Fire => (Variant::Pbt, InitialKind::Prior),
+        }
+    }
+
+    /// The name of the algorithm in the experiment file.
+    fn name_of_algorithm(self) -> &'static str {
+        match self {
+            Method::Pb2 => "pb2",
+            Method::Pb2Mix => "pb2-mix",
+            Method::Fire => "fire",
+            _ => "pbt",
         }
     }
 
@@ -85,6 +123,7 @@ impl Method {
             Method::ExploitOnly => ("exploit-only", "prior"),
             Method::Random => ("frozen", "prior"),
             Method::Grid => ("frozen", "grid"),
+            Method::Pb2 | Method::Pb2Mix | Method::Fire => ("pbt", "prior"),
         }
     }
 }
@@ -220,6 +259,7 @@ directory = "."
 interval = {interval}
 sync = "{sync}"
 variant = "{variant}"
+algorithm = "{algorithm}"
 
 [policy.exploit]
 strategy = "truncation"
@@ -252,15 +292,17 @@ max_failures = 3
             },
             space = self.task.space_toml(),
             steps = self.steps,
+            algorithm = self.method.name_of_algorithm(),
         )
     }
 
     /// The definition [`Setup::experiment_toml`] states, for an experiment kept in `dir`.
-    pub fn definition(&self, exe: &Path, dir: &Path) -> ExperimentDef {
+    pub fn definition(&self, exe: &Path, dir: &Path) -> Result<ExperimentDef, BurnError> {
+        let algorithm = self.method.algorithm(self.population)?;
         let (metric, mode) = self.task.metric();
         let (variant, initial) = self.method.variant_and_initial();
         let base = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-        ExperimentDef {
+        Ok(ExperimentDef {
             name: format!("{}-{}-s{}", self.task.name(), self.method.name(), self.seed),
             metric: metric.to_string(),
             mode,
@@ -279,6 +321,7 @@ max_failures = 3
                 variant,
                 exploit: Exploit::Truncation { fraction: 0.25 },
                 explore: Explore::perturb(vec![0.8, 1.2]),
+                algorithm,
                 ..Policy::default()
             },
             space: self.task.space(),
@@ -296,7 +339,7 @@ max_failures = 3
                 max_failures: 3,
                 ..TrainableDef::default()
             },
-        }
+        })
     }
 }
 
@@ -384,7 +427,7 @@ pub fn tune_with(
     std::fs::create_dir_all(dir).map_err(BurnError::io("cannot create", dir))?;
     let file = dir.join("experiment.toml");
     let text = setup.experiment_toml(exe);
-    let def = setup.definition(exe, dir);
+    let def = setup.definition(exe, dir)?;
     let (store, opened) = durable::create_or_open(&def)?;
     let resumed = opened.existed();
     std::fs::write(&file, &text).map_err(BurnError::io("cannot write", &file))?;

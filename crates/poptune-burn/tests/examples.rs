@@ -11,7 +11,8 @@ fn setup(task: Task, method: Method, synchronous: bool) -> Setup {
     Setup {
         task,
         method,
-        population: 4,
+        // FIRE-PBT's two sub-populations and evaluator need 5 or more.
+        population: if method == Method::Fire { 6 } else { 4 },
         steps: 6,
         interval: 2,
         seed: 3,
@@ -142,7 +143,7 @@ fn the_written_experiment_file_states_the_definition_run() {
                 let file = dir.join("experiment.toml");
                 let parsed = poptune_cli::config::parse(&file, &s.experiment_toml(&exe))
                     .unwrap_or_else(|e| panic!("{task:?} {method:?}: {e}"));
-                let built = s.definition(&exe, &dir);
+                let built = s.definition(&exe, &dir).unwrap();
                 assert!(
                     built.same_as(&parsed),
                     "{task:?} {method:?} sync {synchronous}:\n built {}\nparsed {}",

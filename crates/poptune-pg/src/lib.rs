@@ -69,6 +69,11 @@ pub const MIGRATIONS: &[(i32, &str)] = &[
          ALTER TABLE poptune_steps DROP CONSTRAINT poptune_steps_pkey;
          ALTER TABLE poptune_steps ADD PRIMARY KEY (experiment, member, epoch, step);",
     ),
+    (
+        4,
+        // What PB2 and FIRE-PBT keep of a member's past.
+        "ALTER TABLE poptune_members ADD COLUMN trail TEXT NOT NULL DEFAULT '{}';",
+    ),
 ];
 
 /// The advisory lock key that serialises migrations.
@@ -197,7 +202,7 @@ impl PostgresStore {
 
 /// The columns [`member_row`] reads, in its order.
 pub(crate) const MEMBER_COLUMNS: &str =
-    "id, h, step, score, recent, checkpoint, decisions, failures, done";
+    "id, h, step, score, recent, checkpoint, decisions, failures, done, trail";
 
 /// A member from a row of [`MEMBER_COLUMNS`]; a damaged JSON column is named in the error.
 pub(crate) fn member_row(
@@ -205,6 +210,7 @@ pub(crate) fn member_row(
 ) -> Result<MemberRow, (&'static str, serde_json::Error)> {
     let h: &str = r.get(1);
     let recent: &str = r.get(4);
+    let trail: &str = r.get(9);
     Ok(MemberRow {
         id: r.get::<_, i32>(0) as usize,
         h: serde_json::from_str::<Hyperparams>(h).map_err(|e| ("member hyperparameters", e))?,
@@ -215,6 +221,7 @@ pub(crate) fn member_row(
         decisions: r.get::<_, i64>(6) as u64,
         failures: r.get::<_, i32>(7) as u32,
         done: r.get(8),
+        trail: serde_json::from_str(trail).map_err(|e| ("member trail", e))?,
     })
 }
 
@@ -238,11 +245,12 @@ fn write_member(
 ) -> Result<u64, postgres::Error> {
     tx.execute(
         "INSERT INTO poptune_members
-            (experiment, id, h, step, score, recent, checkpoint, decisions, failures, done)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            (experiment, id, h, step, score, recent, checkpoint, decisions, failures, done, trail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (experiment, id) DO UPDATE SET h = EXCLUDED.h, step = EXCLUDED.step,
             score = EXCLUDED.score, recent = EXCLUDED.recent, checkpoint = EXCLUDED.checkpoint,
-            decisions = EXCLUDED.decisions, failures = EXCLUDED.failures, done = EXCLUDED.done",
+            decisions = EXCLUDED.decisions, failures = EXCLUDED.failures, done = EXCLUDED.done,
+            trail = EXCLUDED.trail",
         &[
             &exp,
             &(m.id as i32),
@@ -254,6 +262,7 @@ fn write_member(
             &(m.decisions as i64),
             &(m.failures as i32),
             &m.done,
+            &json(&m.trail),
         ],
     )
 }

@@ -3,9 +3,13 @@
 
 use std::collections::BTreeSet;
 
+use poptune::fire::Role;
 use poptune::policy::{rng_for, Stream};
 use poptune::population::DonorInfo;
-use poptune::{Decision, Event, Mode, Population};
+use poptune::trail::Evaluation;
+use poptune::{Algorithm, Decision, Event, Mode, Population};
+
+use crate::guide::Pb2Guide;
 use poptune_store::{CheckpointRow, MemberRow};
 
 use poptune::ExperimentDef;
@@ -29,6 +33,7 @@ pub fn population(def: &ExperimentDef, members: &[MemberRow]) -> Population {
     );
     for m in members {
         pop.set_state(m.id, m.step, m.score, &m.recent);
+        pop.trail_mut(m.id).clone_from(&m.trail);
     }
     pop
 }
@@ -41,8 +46,36 @@ impl Book<'_> {
         let row = &mut self.members[m];
         row.decisions += 1;
         let mut rng = rng_for(def.seed, Stream::Decision, m, row.step, row.decisions);
-        let decision = def.policy.decide(&def.space, self.pop, m, &mut rng);
-        self.apply(m, decision, seq, None)
+        let decision =
+            def.policy
+                .decide_guided(&def.space, self.pop, m, Some(&Pb2Guide), &[], &mut rng);
+        let evaluation = self.evaluation_for(m, &decision);
+        let e = self.apply(m, decision, seq, None);
+        self.start_evaluation(m, evaluation);
+        e
+    }
+
+    /// A FIRE-PBT evaluator that exploits starts an evaluation: which, from the snapshot it
+    /// decided on.
+    fn evaluation_for(&self, m: usize, d: &Decision) -> Option<Evaluation> {
+        let Algorithm::Fire(fire) = &self.def.policy.algorithm else {
+            return None;
+        };
+        match (fire.role(m), d) {
+            (Role::Evaluator, Decision::Exploit { .. }) => {
+                fire.next_evaluation(&self.def.policy, self.pop, m)
+            }
+            _ => None,
+        }
+    }
+
+    fn start_evaluation(&mut self, m: usize, ev: Option<Evaluation>) {
+        if let Some(ev) = ev {
+            let trail = self.pop.trail_mut(m);
+            trail.started(ev.parent, ev.start);
+            trail.evaluation = Some(ev);
+            self.members[m].trail.clone_from(&self.pop.member(m).trail);
+        }
     }
 
     /// Applies `decision` to member `m`. Donors are taken as they are now, or, with `before`,
@@ -78,7 +111,13 @@ impl Book<'_> {
                     donor_score: info.score,
                 };
                 self.pop.apply_exploit(m, &info, h.clone());
+                if self.def.policy.algorithm.keeps_curves() {
+                    let trail = self.pop.trail_mut(m);
+                    trail.took_state();
+                    trail.evaluation = None;
+                }
                 let row = &mut self.members[m];
+                row.trail.clone_from(&self.pop.member(m).trail);
                 row.h = h;
                 row.checkpoint = donor_ckpt;
                 row.score = info.score;
@@ -120,19 +159,31 @@ impl Book<'_> {
             .filter(|r| !r.done)
             .map(|r| r.id)
             .collect();
-        let decisions: Vec<(usize, Decision)> = ids
-            .iter()
-            .map(|&m| {
-                let row = &mut self.members[m];
-                row.decisions += 1;
-                let mut rng = rng_for(def.seed, Stream::Decision, m, row.step, row.decisions);
-                (m, def.policy.decide(&def.space, self.pop, m, &mut rng))
-            })
-            .collect();
+        // Hyperparameters given out earlier in the round (PB2 keeps a batch diverse).
+        let mut chosen: Vec<poptune::Hyperparams> = Vec::new();
+        let mut decisions: Vec<(usize, Decision, Option<Evaluation>)> = Vec::new();
+        for &m in &ids {
+            let row = &mut self.members[m];
+            row.decisions += 1;
+            let mut rng = rng_for(def.seed, Stream::Decision, m, row.step, row.decisions);
+            let d = def.policy.decide_guided(
+                &def.space,
+                self.pop,
+                m,
+                Some(&Pb2Guide),
+                &chosen,
+                &mut rng,
+            );
+            if let Decision::Exploit { h, .. } | Decision::Explore { h } = &d {
+                chosen.push(h.clone());
+            }
+            let ev = self.evaluation_for(m, &d);
+            decisions.push((m, d, ev));
+        }
         // Donors' state as it was before the round, taken before anyone changes.
         let before: Vec<Option<(DonorInfo, Option<String>)>> = decisions
             .iter()
-            .map(|(_, d)| match d {
+            .map(|(_, d, _)| match d {
                 Decision::Exploit { donor, .. } => Some((
                     self.pop.donor_info(*donor),
                     self.members[*donor].checkpoint.clone(),
@@ -140,11 +191,12 @@ impl Book<'_> {
                 _ => None,
             })
             .collect();
-        decisions
-            .into_iter()
-            .zip(before)
-            .filter_map(|((m, d), before)| self.apply(m, d, stop, before))
-            .collect()
+        let mut events = Vec::new();
+        for ((m, d, ev), before) in decisions.into_iter().zip(before) {
+            events.extend(self.apply(m, d, stop, before));
+            self.start_evaluation(m, ev);
+        }
+        events
     }
 
     /// Replaces member `m` (which failed too often) by an exploit of the best member with a

@@ -26,6 +26,7 @@ pub mod distributed;
 pub mod error;
 pub mod events;
 pub mod fault;
+pub mod guide;
 pub mod inprocess;
 pub mod local;
 pub mod memory;

@@ -20,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         decisions: 0,
         failures: 0,
         done: false,
+        trail: Default::default(),
     };
     s.create(
         "bench",

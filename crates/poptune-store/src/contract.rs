@@ -62,6 +62,25 @@ fn first_segment(s: &mut dyn Store) -> (Commit, Event, MemberRow) {
     m0.recent = vec![0.4, 0.5];
     m0.checkpoint = Some("m0-s5".into());
     m0.decisions = 1;
+    // A trail (PB2's interval, FIRE-PBT's curve and evaluation) survives the store.
+    m0.trail.push_interval(
+        poptune::trail::Interval {
+            t0: 0,
+            r0: 0.25,
+            t: 5,
+            r: 0.5,
+            h: Hyperparams::new().with("lr", 0.1),
+        },
+        10,
+    );
+    m0.trail.push_point(5, 0.5);
+    m0.trail.evaluation = Some(poptune::trail::Evaluation {
+        parent: 1,
+        parent_epoch: 2,
+        child: 0,
+        child_epoch: 0,
+        start: 3,
+    });
     let event = Event {
         seq: 0,
         step: 5,

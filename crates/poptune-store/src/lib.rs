@@ -14,7 +14,7 @@ mod memory;
 mod sqlite;
 mod status;
 
-use poptune::{Event, Hyperparams};
+use poptune::{Event, Hyperparams, Trail};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -25,7 +25,7 @@ pub use sqlite::SqliteStore;
 pub use status::{FaultKind, RunStatus, Tally};
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// What to do about a database file that SQLite cannot read.
 fn damaged_hint(e: &rusqlite::Error) -> &'static str {
@@ -110,6 +110,9 @@ pub struct MemberRow {
     pub failures: u32,
     /// Whether it has finished.
     pub done: bool,
+    /// What the algorithm keeps of its past (PB2's intervals, FIRE-PBT's curve; empty for
+    /// PBT).
+    pub trail: Trail,
 }
 
 impl MemberRow {
@@ -125,6 +128,7 @@ impl MemberRow {
             decisions: 0,
             failures: 0,
             done: false,
+            trail: Trail::default(),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use poptune::{Event, Hyperparams};
+use poptune::{Event, Hyperparams, Trail};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::{
@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS members (
     id INTEGER PRIMARY KEY, h TEXT NOT NULL, step INTEGER NOT NULL, score REAL,
     recent TEXT NOT NULL, checkpoint TEXT, decisions INTEGER NOT NULL,
-    failures INTEGER NOT NULL, done INTEGER NOT NULL);
+    failures INTEGER NOT NULL, done INTEGER NOT NULL, trail TEXT NOT NULL DEFAULT '{}');
 CREATE TABLE IF NOT EXISTS steps (
     member INTEGER NOT NULL, epoch INTEGER NOT NULL DEFAULT 0, step INTEGER NOT NULL,
     score REAL NOT NULL, metrics TEXT NOT NULL,
@@ -49,6 +49,14 @@ INSERT INTO steps_v2 (member, epoch, step, score, metrics)
 DROP TABLE steps;
 ALTER TABLE steps_v2 RENAME TO steps;
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
+COMMIT;
+";
+
+/// Version 2 to 3: members gain a trail (what PB2 and FIRE-PBT keep of their past).
+const MIGRATE_2_TO_3: &str = "
+BEGIN;
+ALTER TABLE members ADD COLUMN trail TEXT NOT NULL DEFAULT '{}';
+UPDATE meta SET value = '3' WHERE key = 'schema_version';
 COMMIT;
 ";
 
@@ -121,7 +129,12 @@ impl SqliteStore {
             }
             Some(v) if v == SCHEMA_VERSION.to_string() => {}
             // Version 1 (release 0.1.0): steps were keyed by (member, step) alone.
-            Some(v) if v == "1" => conn.execute_batch(MIGRATE_1_TO_2).map_err(db)?,
+            Some(v) if v == "1" => {
+                conn.execute_batch(MIGRATE_1_TO_2).map_err(db)?;
+                conn.execute_batch(MIGRATE_2_TO_3).map_err(db)?;
+            }
+            // Version 2 (releases before PB2): members had no trail.
+            Some(v) if v == "2" => conn.execute_batch(MIGRATE_2_TO_3).map_err(db)?,
             Some(v) => {
                 return Err(StoreError::Mismatch(format!(
                     "{p} was written with schema version {v}; this poptune reads version {SCHEMA_VERSION}"
@@ -157,8 +170,8 @@ impl SqliteStore {
 
 fn write_member(tx: &rusqlite::Transaction<'_>, m: &MemberRow) -> rusqlite::Result<usize> {
     tx.execute(
-        "INSERT OR REPLACE INTO members (id, h, step, score, recent, checkpoint, decisions, failures, done)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT OR REPLACE INTO members (id, h, step, score, recent, checkpoint, decisions, failures, done, trail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             m.id as i64,
             json(&m.h),
@@ -168,7 +181,8 @@ fn write_member(tx: &rusqlite::Transaction<'_>, m: &MemberRow) -> rusqlite::Resu
             m.checkpoint,
             m.decisions as i64,
             m.failures as i64,
-            m.done
+            m.done,
+            json(&m.trail)
         ],
     )
 }
@@ -215,7 +229,7 @@ impl Store for SqliteStore {
         let mut st = self
             .conn
             .prepare(
-                "SELECT id, h, step, score, recent, checkpoint, decisions, failures, done
+                "SELECT id, h, step, score, recent, checkpoint, decisions, failures, done, trail
                  FROM members ORDER BY id",
             )
             .map_err(self.db())?;
@@ -231,13 +245,16 @@ impl Store for SqliteStore {
                     r.get::<_, i64>(6)?,
                     r.get::<_, i64>(7)?,
                     r.get::<_, bool>(8)?,
+                    r.get::<_, String>(9)?,
                 ))
             })
             .map_err(self.db())?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, h, step, score, recent, checkpoint, decisions, failures, done) =
+            let (id, h, step, score, recent, checkpoint, decisions, failures, done, trail) =
                 row.map_err(self.db())?;
+            let trail: Trail =
+                serde_json::from_str(&trail).map_err(|e| self.corrupt("member trail", e))?;
             let h: Hyperparams =
                 serde_json::from_str(&h).map_err(|e| self.corrupt("member hyperparameters", e))?;
             let recent: Vec<f64> =
@@ -252,6 +269,7 @@ impl Store for SqliteStore {
                 decisions: decisions as u64,
                 failures: failures as u32,
                 done,
+                trail,
             });
         }
         Ok(out)

@@ -273,6 +273,22 @@ impl Experiment {
                 "the population needs at least one member (PBT needs two to compare)",
             ));
         }
+        if let crate::policy::Algorithm::Fire(f) = &self.policy.algorithm {
+            if f.members() != self.population {
+                return Err(ConfigError::invalid(
+                    "population",
+                    self.population,
+                    format!(
+                        "FIRE-PBT's sub-populations {:?} and {} evaluators make {} members; \
+                         set population = {} or change the sizes",
+                        f.sub_populations,
+                        f.evaluators,
+                        f.members(),
+                        f.members()
+                    ),
+                ));
+            }
+        }
         if self.steps == 0 {
             return Err(ConfigError::invalid(
                 "steps",

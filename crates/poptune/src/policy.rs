@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ConfigError;
 use crate::exploit::Exploit;
 use crate::explore::Explore;
+use crate::fire::Fire;
 use crate::population::{MemberId, Population};
 use crate::space::{Hyperparams, Space};
 
@@ -54,6 +55,64 @@ pub enum Variant {
     ExploitOnly,
     /// Nobody changes anything: every member trains with its initial hyperparameters.
     Frozen,
+}
+
+/// How members choose what they do at a ready point.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Algorithm {
+    /// Population Based Training: exploit by `exploit`, explore by `explore`.
+    #[default]
+    Pbt,
+    /// PB2: exploit as PBT does; the new hyperparameters come from a GP bandit on the
+    /// population's past intervals (continuous hyperparameters; the others are inherited).
+    Pb2,
+    /// PB2-Mix: PB2 that also chooses categorical and ordered hyperparameters (a bandit each).
+    Pb2Mix,
+    /// FIRE-PBT: sub-populations ranked by improvement rate, and evaluators (see [`Fire`]).
+    Fire(Fire),
+}
+
+impl Algorithm {
+    /// The name used in experiment files and reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Algorithm::Pbt => "pbt",
+            Algorithm::Pb2 => "pb2",
+            Algorithm::Pb2Mix => "pb2-mix",
+            Algorithm::Fire(_) => "fire",
+        }
+    }
+
+    /// Whether members keep PB2's intervals.
+    pub fn keeps_intervals(&self) -> bool {
+        matches!(self, Algorithm::Pb2 | Algorithm::Pb2Mix)
+    }
+
+    /// Whether members keep FIRE-PBT's curves and epochs.
+    pub fn keeps_curves(&self) -> bool {
+        matches!(self, Algorithm::Fire(_))
+    }
+}
+
+/// The explore step of a guided algorithm (PB2), which the pure core cannot compute itself:
+/// the runner supplies it (`poptune-run` does, with `poptune-pb2`).
+pub trait Guide {
+    /// New hyperparameters for `ready`, which takes `donor`'s state (`donor == ready` when it
+    /// keeps its own), starting from `base`; `chosen_now` are the hyperparameters already given
+    /// out at this point of the run (a synchronous round's earlier decisions).
+    #[allow(clippy::too_many_arguments)]
+    fn explore(
+        &self,
+        policy: &Policy,
+        space: &Space,
+        pop: &Population,
+        ready: MemberId,
+        donor: MemberId,
+        base: &Hyperparams,
+        chosen_now: &[Hyperparams],
+        rng: &mut dyn rand::RngCore,
+    ) -> Hyperparams;
 }
 
 /// What a ready member does next.
@@ -103,6 +162,13 @@ pub struct Policy {
     /// PBT or an ablation.
     #[serde(default)]
     pub variant: Variant,
+    /// PBT (default), PB2, PB2-Mix or FIRE-PBT.
+    #[serde(default, skip_serializing_if = "is_pbt")]
+    pub algorithm: Algorithm,
+}
+
+fn is_pbt(a: &Algorithm) -> bool {
+    *a == Algorithm::Pbt
 }
 
 impl Default for Policy {
@@ -115,6 +181,7 @@ impl Default for Policy {
             inherit: Inherit::default(),
             sync: SyncMode::default(),
             variant: Variant::default(),
+            algorithm: Algorithm::default(),
         }
     }
 }
@@ -130,7 +197,11 @@ impl Policy {
             ));
         }
         self.exploit.validate()?;
-        self.explore.validate()
+        self.explore.validate()?;
+        if let Algorithm::Fire(f) = &self.algorithm {
+            f.validate()?;
+        }
+        Ok(())
     }
 
     /// Whether a member that has trained `step` steps is ready: `step` is a positive multiple
@@ -148,7 +219,8 @@ impl Policy {
         next.min(max_steps)
     }
 
-    /// The decision for the ready member, from a snapshot of the population.
+    /// The decision for the ready member, from a snapshot of the population (PBT; a guided
+    /// algorithm without its guide explores by `explore`).
     pub fn decide<R: rand::Rng>(
         &self,
         space: &Space,
@@ -156,12 +228,44 @@ impl Policy {
         ready: MemberId,
         rng: &mut R,
     ) -> Decision {
+        self.decide_guided(space, pop, ready, None, &[], rng)
+    }
+
+    /// The decision for the ready member, with the guide of a guided algorithm (PB2) and the
+    /// hyperparameters already given out at this point (`chosen_now`).
+    pub fn decide_guided<R: rand::Rng>(
+        &self,
+        space: &Space,
+        pop: &Population,
+        ready: MemberId,
+        guide: Option<&dyn Guide>,
+        chosen_now: &[Hyperparams],
+        rng: &mut R,
+    ) -> Decision {
         if self.variant == Variant::Frozen {
             return Decision::Continue;
+        }
+        if let Algorithm::Fire(fire) = &self.algorithm {
+            return fire.decide(self, space, pop, ready, rng);
         }
         let Some(donor) = self.exploit.select(pop, ready, rng) else {
             return Decision::Continue;
         };
+        self.exploit_or_explore(space, pop, ready, donor, guide, chosen_now, rng)
+    }
+
+    /// What `ready` does once it is to take `donor`'s state, by the variant.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn exploit_or_explore<R: rand::Rng>(
+        &self,
+        space: &Space,
+        pop: &Population,
+        ready: MemberId,
+        donor: MemberId,
+        guide: Option<&dyn Guide>,
+        chosen_now: &[Hyperparams],
+        rng: &mut R,
+    ) -> Decision {
         // A member copies no state less trained than its own: its step becomes the donor's,
         // and a population whose members kept copying states behind them (an asynchronous
         // donor that has not recorded its newest segment yet) could be sent back forever.
@@ -173,17 +277,23 @@ impl Policy {
             Inherit::WeightsAndHyperparameters => &pop.member(donor).h,
             Inherit::WeightsOnly => own,
         };
+        let explore = |from: MemberId, base: &Hyperparams, rng: &mut R| match guide {
+            Some(g) if self.algorithm.keeps_intervals() => {
+                g.explore(self, space, pop, ready, from, base, chosen_now, rng)
+            }
+            _ => self.explore.apply(space, base, rng),
+        };
         match self.variant {
             Variant::Pbt => Decision::Exploit {
                 donor,
-                h: self.explore.apply(space, base, rng),
+                h: explore(donor, base, rng),
             },
             Variant::ExploitOnly => Decision::Exploit {
                 donor,
                 h: base.clone(),
             },
             Variant::ExploreOnly => Decision::Explore {
-                h: self.explore.apply(space, own, rng),
+                h: explore(ready, own, rng),
             },
             Variant::Frozen => Decision::Continue,
         }

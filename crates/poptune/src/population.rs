@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use crate::space::Hyperparams;
+use crate::trail::Trail;
 
 /// A member's index in the population (0-based).
 pub type MemberId = usize;
@@ -54,6 +55,8 @@ pub struct MemberView {
     pub score: Option<f64>,
     /// Most recent step scores as keys (higher is better), oldest first.
     recent: VecDeque<f64>,
+    /// What the algorithm keeps of its past (empty for PBT).
+    pub trail: Trail,
 }
 
 impl MemberView {
@@ -107,6 +110,7 @@ impl Population {
                 step: 0,
                 score: None,
                 recent: VecDeque::with_capacity(window),
+                trail: Trail::default(),
             })
             .collect();
         Population {
@@ -274,6 +278,11 @@ impl Population {
             .copied()
             .collect();
         self.moved(id, before);
+    }
+
+    /// Member `id`'s trail, to change.
+    pub fn trail_mut(&mut self, id: MemberId) -> &mut Trail {
+        &mut self.members[id].trail
     }
 
     /// Member `id` changes hyperparameters in place.

@@ -18,7 +18,23 @@ pub(super) const TOP: &[&str] = &[
 ];
 /// Keys of `[policy]`.
 pub(super) const POLICY: &[&str] = &[
-    "interval", "burn_in", "sync", "inherit", "variant", "exploit", "explore",
+    "interval",
+    "burn_in",
+    "sync",
+    "inherit",
+    "variant",
+    "algorithm",
+    "exploit",
+    "explore",
+    "fire",
+];
+/// Keys of `[policy.fire]`.
+pub(super) const FIRE: &[&str] = &[
+    "sub_populations",
+    "evaluators",
+    "p_value",
+    "max_eval_steps",
+    "smoothing",
 ];
 /// Keys of `[policy.exploit]`.
 pub(super) const EXPLOIT: &[&str] = &["strategy", "fraction", "window", "alpha"];
@@ -47,6 +63,7 @@ pub(super) const TABLES: &[(&str, &[&str])] = &[
     ("[policy]", POLICY),
     ("[policy.exploit]", EXPLOIT),
     ("[policy.explore]", EXPLORE),
+    ("[policy.fire]", FIRE),
     ("[space.NAME]", PARAM),
     ("[stop]", STOP),
     ("[stop.plateau]", PLATEAU),
@@ -91,6 +108,19 @@ pub(super) fn about(key: &str) -> (&'static str, &'static str) {
             "\"pbt\", \"explore-only\", \"exploit-only\" or \"frozen\"",
             "variant = \"pbt\"",
         ),
+        "algorithm" => (
+            "\"pbt\", \"pb2\", \"pb2-mix\" or \"fire\"",
+            "algorithm = \"pb2\"",
+        ),
+        "sub_populations" => (
+            "a list of sub-population sizes, 2 or more each",
+            "sub_populations = [4, 4]",
+        ),
+        "evaluators" => ("a whole number of evaluators", "evaluators = 2"),
+        "p_value" => ("a number between 0 and 1", "p_value = 0.01"),
+        "max_eval_steps" => ("a whole number of steps", "max_eval_steps = 50"),
+        "smoothing" => ("a whole number of points", "smoothing = 5"),
+        "fire" => ("a table", "[policy.fire] sub_populations = [4, 4]"),
         "strategy" => (
             "\"truncation\", \"tournament\", \"t_test\" or \"winner_takes_all\"",
             "strategy = \"truncation\"",

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 pub use poptune::{ExperimentDef, InitialKind, StopRules, TrainableDef};
 
 mod devices;
+mod fire;
 mod keys;
 mod policy;
 mod read;
@@ -158,7 +159,7 @@ pub fn parse(path: &Path, text: &str) -> Result<ExperimentDef, ConfigError> {
     let base = base_dir(path);
     let root = read::Table::root(&cx, &doc);
     let top = top::read(&root, &base)?;
-    let policy = policy::read(&root)?;
+    let policy = policy::read(&root, top.population)?;
     let space = space::read(&root)?;
     let stop = stop::read(&root)?;
     let trainable = trainable::read(&root, &base)?;

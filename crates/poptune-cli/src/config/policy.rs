@@ -21,7 +21,7 @@ pub(super) struct PolicyRead {
 }
 
 /// Reads `[policy]` over the defaults.
-pub(super) fn read(root: &Table<'_>) -> Result<PolicyRead, ConfigError> {
+pub(super) fn read(root: &Table<'_>, population: usize) -> Result<PolicyRead, ConfigError> {
     let mut policy = Policy::default();
     let Some(t) = root.table("policy", keys::POLICY)? else {
         return Ok(PolicyRead {
@@ -85,6 +85,7 @@ pub(super) fn read(root: &Table<'_>) -> Result<PolicyRead, ConfigError> {
     if let Some(v) = t.word("variant", &variants)? {
         policy.variant = v.value;
     }
+    policy.algorithm = super::fire::read(&t, population)?;
     let mut window = None;
     if let Some(e) = t.table("exploit", keys::EXPLOIT)? {
         let (exploit, w) = read_exploit(&e)?;

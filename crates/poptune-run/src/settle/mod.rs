@@ -8,7 +8,8 @@
 //! its ready transaction, on the state that transaction read. So both decide the same way from
 //! the same state.
 
-use poptune::{ExperimentDef, Population, SyncMode};
+use poptune::trail::Interval;
+use poptune::{ExperimentDef, Population, SyncMode, Trail};
 use poptune_store::{CheckpointRow, Commit, FaultRow, MemberRow, Tally};
 
 use crate::book::{population, Book};
@@ -252,6 +253,7 @@ impl Books {
         for s in &trained.steps {
             self.account(def, m, s);
         }
+        self.extend_trail(def, m, stop, &trained.steps);
         self.pop
             .record_iter(m, stop, trained.steps.iter().map(|s| s.score));
         if self.rows {
@@ -304,6 +306,45 @@ impl Books {
         if self.stop.is_none() {
             self.stop = self.plateau(def);
         }
+    }
+
+    /// What PB2 and FIRE-PBT keep of the segment member `m` trained to `stop`: the interval
+    /// (from the member's state before it: its step and score, a donor's after an exploit),
+    /// and every step's reward.
+    fn extend_trail(&mut self, def: &ExperimentDef, m: usize, stop: u64, steps: &[Step]) {
+        let algorithm = &def.policy.algorithm;
+        if !(algorithm.keeps_intervals() || algorithm.keeps_curves()) {
+            return;
+        }
+        let mode = def.mode;
+        let row = &self.members[m];
+        let start = row.score.map(|s| (row.step, mode.key(s)));
+        let last = steps.last().map(|s| mode.key(s.score));
+        let h = row.h.clone();
+        let cap = (Trail::MAX_INTERVALS.div_ceil(self.members.len().max(1)) * 2).max(8);
+        let trail = self.pop.trail_mut(m);
+        if algorithm.keeps_intervals() {
+            if let (Some((t0, r0)), Some(r)) = (start, last) {
+                if stop > t0 && r0.is_finite() && r.is_finite() {
+                    trail.push_interval(
+                        Interval {
+                            t0,
+                            r0,
+                            t: stop,
+                            r,
+                            h,
+                        },
+                        cap,
+                    );
+                }
+            }
+        }
+        if algorithm.keeps_curves() {
+            for s in steps {
+                trail.push_point(s.step, mode.key(s.score));
+            }
+        }
+        self.members[m].trail.clone_from(&self.pop.member(m).trail);
     }
 
     /// Member `m` reached the boundary `stop` of a synchronous round: the last one to arrive
