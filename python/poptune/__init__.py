@@ -36,6 +36,7 @@ _LAZY = {
     "choice": "_space",
     "fixed": "_space",
     "Policy": "_experiment",
+    "Fire": "_experiment",
     "Exploit": "_experiment",
     "Explore": "_experiment",
     "truncation": "_experiment",

@@ -157,11 +157,13 @@ class Policy:
     explore: perturb([0.8, 1.2]) (default), gaussian(std), resample();
     sync: False (asynchronous, default) or True (everyone decides from the same snapshot);
     inherit: "weights+hyperparameters" (default) or "weights";
-    variant: "pbt" (default), "explore-only", "exploit-only", "frozen".
+    variant: "pbt" (default), "explore-only", "exploit-only", "frozen";
+    algorithm: "pbt" (default), "pb2", "pb2-mix", or "fire" / poptune.Fire(...) (FIRE-PBT with
+    its sub-populations and evaluators; "fire" splits the population by default).
     """
 
     def __init__(self, interval=5, burn_in=0, exploit=None, explore=None, sync=False,
-                 inherit="weights+hyperparameters", variant="pbt"):
+                 inherit="weights+hyperparameters", variant="pbt", algorithm="pbt"):
         self.interval = _whole("Policy(interval)", interval, 1, MAX_STEPS,
                                "members train at least 1 step between ready points", "Policy(interval=5)")
         self.burn_in = _whole("Policy(burn_in)", burn_in, 0, MAX_STEPS,
@@ -184,11 +186,57 @@ class Policy:
                              'Policy(inherit="weights")')
         self.variant = _word("Policy(variant)", variant, ("pbt", "explore-only", "exploit-only", "frozen"),
                              'Policy(variant="explore-only")')
+        if isinstance(algorithm, Fire):
+            self.algorithm, self.fire = "fire", algorithm
+        else:
+            self.algorithm = _word("Policy(algorithm)", algorithm, ("pbt", "pb2", "pb2-mix", "fire"),
+                                   'Policy(algorithm="pb2")')
+            self.fire = None
 
     def __repr__(self):
+        alg = self.fire if self.fire is not None else self.algorithm
         return ("poptune.Policy(interval=%r, burn_in=%r, exploit=%r, explore=%r, sync=%r, inherit=%r, "
-                "variant=%r)" % (self.interval, self.burn_in, self.exploit, self.explore, self.sync,
-                                 self.inherit, self.variant))
+                "variant=%r, algorithm=%r)" % (self.interval, self.burn_in, self.exploit, self.explore,
+                                               self.sync, self.inherit, self.variant, alg))
+
+
+class Fire:
+    """FIRE-PBT's settings: the `[policy.fire]` table. `sub_populations`: the sizes of P1 (ranked
+    by score), P2, ... (ranked by improvement rate), 2 or more each; `evaluators`: how many
+    members evaluate the higher sub-populations; the population must be their sum.
+    `p_value`: the binomial test's level (0.01); `max_eval_steps`: steps before a losing
+    evaluation is stopped (50); `smoothing`: points of the curves' moving average (5)."""
+
+    def __init__(self, sub_populations, evaluators, p_value=0.01, max_eval_steps=50, smoothing=5):
+        ex = "poptune.Fire(sub_populations=[4, 4], evaluators=4)"
+        if (not isinstance(sub_populations, (list, tuple)) or len(sub_populations) < 2):
+            raise bad("Fire(sub_populations)", sub_populations,
+                      "a list of two or more sub-population sizes", ex)
+        self.sub_populations = [
+            _whole("Fire(sub_populations)", n, 2, MAX_POPULATION, "a sub-population of 2 or more members", ex)
+            for n in sub_populations]
+        self.evaluators = _whole("Fire(evaluators)", evaluators, 1, MAX_POPULATION, "1 or more evaluators", ex)
+        self.p_value = _number("Fire(p_value)", p_value, "a test's level between 0 and 1",
+                               "poptune.Fire([4, 4], 4, p_value=0.01)", low=0.0, high=1.0,
+                               low_open=True, high_open=True)
+        self.max_eval_steps = _whole("Fire(max_eval_steps)", max_eval_steps, 1, MAX_STEPS,
+                                     "steps, 1 or more", "poptune.Fire([4, 4], 4, max_eval_steps=50)")
+        self.smoothing = _whole("Fire(smoothing)", smoothing, 1, 1000, "points, from 1 to 1000",
+                                "poptune.Fire([4, 4], 4, smoothing=5)")
+
+    @property
+    def members(self):
+        return sum(self.sub_populations) + self.evaluators
+
+    def entries(self):
+        return [("sub_populations", self.sub_populations), ("evaluators", self.evaluators),
+                ("p_value", self.p_value), ("max_eval_steps", self.max_eval_steps),
+                ("smoothing", self.smoothing)]
+
+    def __repr__(self):
+        return ("poptune.Fire(sub_populations=%r, evaluators=%r, p_value=%r, max_eval_steps=%r, "
+                "smoothing=%r)" % (self.sub_populations, self.evaluators, self.p_value,
+                                   self.max_eval_steps, self.smoothing))
 
 
 class Plateau:
@@ -356,6 +404,11 @@ class Experiment:
 
     def _check_against_steps(self):
         steps, p = self.stop.steps, self.policy
+        if p.fire is not None and p.fire.members != self.population:
+            raise bad("population", self.population,
+                      "the sum of Fire's sub_populations %r and its %d evaluators (%d)"
+                      % (p.fire.sub_populations, p.fire.evaluators, p.fire.members),
+                      "population=%d" % p.fire.members)
         if p.variant != "frozen":
             if p.interval > steps:
                 raise bad("Policy(interval)", p.interval,
@@ -395,12 +448,15 @@ class Experiment:
                 ("interval", p.interval), ("burn_in", p.burn_in),
                 ("sync", "synchronous" if p.sync else "asynchronous"),
                 ("inherit", p.inherit), ("variant", p.variant),
+                ("algorithm", None if p.algorithm == "pbt" else p.algorithm),
             ]),
             "",
             _toml.table(["policy", "exploit"], p.exploit.entries()),
             "",
             _toml.table(["policy", "explore"], p.explore.entries()),
         ]
+        if p.fire is not None:
+            out += ["", _toml.table(["policy", "fire"], p.fire.entries())]
         for name, param in self.space.items():
             out += ["", _toml.table(["space", name], param.table())]
         plateau = None

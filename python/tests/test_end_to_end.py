@@ -116,6 +116,20 @@ class EndToEnd(unittest.TestCase):
         self.assertIn("stop rules changed", out)
         self.assertEqual((longer.state, longer.best.step, longer.steps_per_member), ("finished", 15, 15))
 
+    def test_pb2_and_fire_run_from_python_and_stay_in_the_space(self):
+        for alg in ("pb2", "pb2-mix", "fire"):
+            exp = poptune.Experiment(
+                name="alg-" + alg, population=6, slots=2,
+                space={"lr": poptune.loguniform(0.01, 0.5), "act": poptune.choice(["a", "b"])},
+                policy=poptune.Policy(interval=2, sync=True, algorithm=alg), stop=poptune.Stop(12),
+                directory=os.path.join(self.tmp, alg), cwd=self.tmp)
+            r, out = quiet(exp.run, Quadratic)
+            self.assertEqual(r.state, "finished", out)
+            self.assertTrue(all(m.step == 12 for m in r.population), out)
+            for rec in r.steps:
+                self.assertTrue(0.01 <= rec["h.lr"] <= 0.5, rec)
+                self.assertIn(rec["h.act"], ("a", "b"))
+
     def test_a_class_given_as_file_and_name(self):
         path = os.path.abspath(e2e_trainables.__file__)
         r, _ = quiet(self.quad().run, path + ":Quadratic")

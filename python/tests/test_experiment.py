@@ -186,6 +186,29 @@ class ValidationTest(unittest.TestCase):
         self.refused("Plateau(min_delta)", lambda: poptune.Plateau(3, -1))
         self.assertEqual(poptune.Policy(sync="synchronous").sync, True)
 
+    @needs_tomllib
+    def test_algorithms_write_their_policy(self):
+        for name in ("pb2", "pb2-mix", "fire"):
+            d = tomllib.loads(self.exp(population=6, policy=poptune.Policy(algorithm=name)).to_toml(["x"]))
+            self.assertEqual(d["policy"]["algorithm"], name)
+            self.assertNotIn("fire", d["policy"])
+        d = tomllib.loads(self.exp(policy=poptune.Policy()).to_toml(["x"]))
+        self.assertNotIn("algorithm", d["policy"])  # PBT: the file's default
+        fire = poptune.Fire([3, 2], 2, p_value=0.05, max_eval_steps=20, smoothing=3)
+        d = tomllib.loads(self.exp(population=7, policy=poptune.Policy(algorithm=fire)).to_toml(["x"]))
+        self.assertEqual(d["policy"]["algorithm"], "fire")
+        self.assertEqual(d["policy"]["fire"], {"sub_populations": [3, 2], "evaluators": 2, "p_value": 0.05,
+                                               "max_eval_steps": 20, "smoothing": 3})
+
+    def test_algorithm_settings_are_checked(self):
+        self.refused("Policy(algorithm)", lambda: poptune.Policy(algorithm="pb3"))
+        self.refused("Fire(sub_populations)", lambda: poptune.Fire([4], 2))
+        self.refused("Fire(sub_populations)", lambda: poptune.Fire([4, 1], 2))
+        self.refused("Fire(evaluators)", lambda: poptune.Fire([4, 4], 0))
+        self.refused("Fire(p_value)", lambda: poptune.Fire([4, 4], 2, p_value=1))
+        self.refused("population", lambda: self.exp(population=9, policy=poptune.Policy(
+            algorithm=poptune.Fire([4, 4], 2))), "(10)")
+
     def test_rules_against_the_steps(self):
         self.refused("Policy(interval)", lambda: self.exp(policy=poptune.Policy(interval=20)), "Stop(steps) = 10")
         self.refused("Policy(burn_in)", lambda: self.exp(policy=poptune.Policy(interval=5, burn_in=10)))

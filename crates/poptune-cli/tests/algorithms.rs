@@ -139,6 +139,39 @@ fn fire_runs_decide_the_same_way_every_time() {
     check_run("fire", 7);
 }
 
+/// Asynchronous PB2 decides outside the runner's lock and settles the decision afterwards:
+/// every member still trains all its steps, and the decisions are recorded.
+#[test]
+fn an_asynchronous_pb2_run_trains_every_member_to_the_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = experiment(tmp.path(), "async", "pb2", 6);
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("sync = \"synchronous\"", "sync = \"asynchronous\"");
+    std::fs::write(&file, text).unwrap();
+    run_local(&file);
+    let (store, _) = poptune_run::local::open_dir(&tmp.path().join("run")).unwrap();
+    assert_eq!(
+        store.status().unwrap().0,
+        poptune_store::RunStatus::Finished
+    );
+    let members = store.members().unwrap();
+    assert!(
+        members.iter().all(|m| m.done && m.step == 40),
+        "{members:?}"
+    );
+    // Every ready point of every member left an interval in its trail (8 per member, fewer
+    // after exploits move a member to a donor's step).
+    assert!(members.iter().all(|m| !m.trail.intervals.is_empty()));
+    let events = store.events().unwrap();
+    assert!(!events.is_empty(), "no member exploited");
+    for e in &events {
+        let lr = e.new_h.f64("lr").unwrap();
+        assert!((0.1..=10.0).contains(&lr), "lr {lr} left the space");
+        assert!(e.donor_score.unwrap() > e.recipient_score, "{e:?}");
+    }
+}
+
 #[test]
 fn fire_refuses_a_population_that_its_sizes_do_not_add_up_to() {
     let tmp = tempfile::tempdir().unwrap();

@@ -55,6 +55,12 @@ impl Book<'_> {
         e
     }
 
+    /// Applies a decision made elsewhere (a deferred guided one) to member `m`, against the
+    /// donors' states now; the event, numbered `seq`, if it changes anything.
+    pub fn apply_decision(&mut self, m: usize, decision: Decision, seq: u64) -> Option<Event> {
+        self.apply(m, decision, seq, None)
+    }
+
     /// A FIRE-PBT evaluator that exploits starts an evaluation: which, from the snapshot it
     /// decided on.
     fn evaluation_for(&self, m: usize, d: &Decision) -> Option<Evaluation> {

@@ -311,7 +311,9 @@ fn load(
         events.len() as u64,
         exploits,
         faults,
-    );
+    )
+    // PB2's decisions are made without the state's lock (see `slot::decide_unlocked`).
+    .deferring();
     let not_done: Vec<usize> = books
         .members
         .iter()

@@ -111,12 +111,19 @@ pub(super) fn slot_loop(
             break;
         }
         let mut commit = Commit::default();
-        settle(shared, st, &job, outcome, &mut commit);
+        let deferred = settle(shared, st, &job, outcome, &mut commit);
         // Handed over under the lock, so the committer records segments in the order their
         // decisions saw them: a decision is never recorded before a result it depended on.
         st.unrecorded += 1;
         let sent = tx.send(commit).is_ok();
+        let pending = deferred.map(|m| st.books.pending(shared.def, m));
         shared.cv.notify_all();
+        drop(guard);
+        if let Some(p) = pending {
+            if !decide_unlocked(shared, job.member, p, &tx) {
+                break;
+            }
+        }
         if !sent {
             break;
         }
@@ -126,14 +133,41 @@ pub(super) fn slot_loop(
     worker.finish();
 }
 
-/// Settles one segment's outcome into `c` and the state in memory, and tells the observer.
+/// A guided decision (PB2's), made without the state's lock so that other slots settle and
+/// claim meanwhile, then settled and handed to the committer; whether the committer is there.
+fn decide_unlocked(
+    shared: &Shared<'_>,
+    m: usize,
+    mut p: crate::settle::Pending,
+    tx: &std::sync::mpsc::Sender<Handoff>,
+) -> bool {
+    let decision = p.decide(shared.def);
+    let mut guard = lock(&shared.state);
+    let st = &mut *guard;
+    st.running -= 1;
+    let mut c = Commit::default();
+    let requeue = st.books.resolve(shared.def, m, decision, &mut c);
+    tell_settled(shared.observer, &c);
+    if requeue && st.fatal.is_none() {
+        st.queue.push_back(m);
+    }
+    st.unrecorded += 1;
+    let sent = tx.send(c).is_ok();
+    shared.cv.notify_all();
+    progress(shared, st, false);
+    sent
+}
+
+/// Settles one segment's outcome into `c` and the state in memory, and tells the observer;
+/// the member whose ready decision is to be made without the lock, if any (it still counts
+/// as running meanwhile, so that no slot takes the run for over).
 fn settle(
     shared: &Shared<'_>,
     st: &mut super::State,
     job: &Job,
     outcome: Result<Trained, Failure>,
     c: &mut Commit,
-) {
+) -> Option<usize> {
     st.running -= 1;
     st.training[job.member] = false;
     let m = job.member;
@@ -170,6 +204,11 @@ fn settle(
         refill_round(shared, st);
     }
     progress(shared, st, false);
+    let deferred = out.deferred.filter(|_| st.fatal.is_none());
+    if deferred.is_some() {
+        st.running += 1;
+    }
+    deferred
 }
 
 /// Trains one segment and places its checkpoint (not yet flushed).

@@ -50,6 +50,32 @@ pub struct Settled {
     pub stopped: Option<String>,
     /// The run cannot go on: why (no member to replace a failing one with).
     pub fatal: Option<String>,
+    /// The member is ready and its decision is guided (PB2): the caller takes a
+    /// [`Pending`] decision from [`Books::pending`], decides it without the lock, and settles
+    /// it with [`Books::resolve`] (only with [`Books::deferring`]).
+    pub deferred: Option<usize>,
+}
+
+/// A guided ready decision taken out of the books, to be made without holding their lock: the
+/// population as it was, and the member's decision RNG.
+pub struct Pending {
+    member: usize,
+    pop: Population,
+    rng: rand_pcg::Pcg64Mcg,
+}
+
+impl Pending {
+    /// Makes the decision (the expensive part: PB2's GP), on the snapshot taken.
+    pub fn decide(&mut self, def: &ExperimentDef) -> poptune::Decision {
+        def.policy.decide_guided(
+            &def.space,
+            &self.pop,
+            self.member,
+            Some(&crate::guide::Pb2Guide),
+            &[],
+            &mut self.rng,
+        )
+    }
 }
 
 /// An experiment's state as the settle path works on it: the population, the members' rows,
@@ -78,6 +104,8 @@ pub struct Books {
     /// Whether commits carry the members' rows and step rows (a store needs them; the
     /// in-memory runner, which keeps the rows here and the steps itself, does not).
     rows: bool,
+    /// Whether asynchronous guided decisions are handed back ([`Settled::deferred`]).
+    defer: bool,
 }
 
 /// Replacements of one member in a row (with no segment trained in between) after which its
@@ -117,6 +145,7 @@ impl Books {
             done: 0,
             round: None,
             rows: true,
+            defer: false,
         }
         .counted()
     }
@@ -146,6 +175,61 @@ impl Books {
     pub fn without_rows(mut self) -> Self {
         self.rows = false;
         self
+    }
+
+    /// Asynchronous guided decisions (PB2's) are handed back to be made without the lock.
+    pub fn deferring(mut self) -> Self {
+        self.defer = true;
+        self
+    }
+
+    /// Takes member `m`'s deferred decision out: the snapshot it decides on and its RNG.
+    pub fn pending(&mut self, def: &ExperimentDef, m: usize) -> Pending {
+        let row = &mut self.members[m];
+        row.decisions += 1;
+        let rng = poptune::rng_for(
+            def.seed,
+            poptune::Stream::Decision,
+            m,
+            row.step,
+            row.decisions,
+        );
+        Pending {
+            member: m,
+            pop: self.pop.clone(),
+            rng,
+        }
+    }
+
+    /// Settles a deferred decision into `c`, against the donor's state now (a donor that has
+    /// meanwhile fallen behind the member is not copied); whether the member trains on.
+    pub fn resolve(
+        &mut self,
+        def: &ExperimentDef,
+        m: usize,
+        decision: poptune::Decision,
+        c: &mut Commit,
+    ) -> bool {
+        let key = |r: &MemberRow| r.score.map_or(f64::NEG_INFINITY, |s| def.mode.key(s));
+        let decision = match decision {
+            // The donor moved on meanwhile: not behind the member, and still better.
+            poptune::Decision::Exploit { donor, .. }
+                if self.members[donor].step < self.members[m].step
+                    || self.members[donor].checkpoint.is_none()
+                    || key(&self.members[donor]) <= key(&self.members[m]) =>
+            {
+                poptune::Decision::Continue
+            }
+            d => d,
+        };
+        let seq = self.seq;
+        if let Some(e) = self.book(def).apply_decision(m, decision, seq) {
+            self.note_event(&e);
+            c.events.push(e);
+        }
+        self.record_row(m, c);
+        c.tally = Some(self.tally.clone());
+        !self.members[m].done
     }
 
     fn record_row(&self, m: usize, c: &mut Commit) {
@@ -291,14 +375,20 @@ impl Books {
             }
         }
         if !sync(def) {
-            if !self.members[m].done && def.policy.is_ready(stop) {
-                let seq = self.seq;
-                if let Some(e) = self.book(def).decide(m, seq) {
-                    self.note_event(&e);
-                    c.events.push(e);
+            let ready = !self.members[m].done && def.policy.is_ready(stop);
+            if ready && self.defer && def.policy.algorithm.keeps_intervals() {
+                // Decided without the lock, then settled by `resolve`.
+                out.deferred = Some(m);
+            } else {
+                if ready {
+                    let seq = self.seq;
+                    if let Some(e) = self.book(def).decide(m, seq) {
+                        self.note_event(&e);
+                        c.events.push(e);
+                    }
                 }
+                out.requeue = !self.members[m].done;
             }
-            out.requeue = !self.members[m].done;
             self.record_row(m, c);
         } else {
             self.arrive(def, m, stop, c, out);
