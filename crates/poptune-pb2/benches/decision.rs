@@ -64,7 +64,8 @@ fn decision(c: &mut Criterion) {
                 black_box(suggest(q, &mut Pcg64Mcg::seed_from_u64(seed)))
             })
         });
-        // The hyperparameters fitted on the newest 200 rows of the window only.
+        // The runner's settings (`fit_rows: 200`, which is now the default too; the default
+        // used to fit on the whole window).
         let config = Config {
             fit_rows: 200,
             ..Config::default()

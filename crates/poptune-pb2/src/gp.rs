@@ -1,20 +1,21 @@
 //! Gaussian-process regression with the time-varying kernel: the log marginal likelihood
-//! and its gradient (through a Cholesky factor), the fit of the hyperparameters, the
-//! posterior mean and variance with their gradients, and the likelihoods of every leading
-//! window from one factorisation.
+//! and its gradient (through a Cholesky factor), the fit of the hyperparameters, and the
+//! likelihoods of every leading window from one factorisation.
 
-use nalgebra::{Cholesky, DMatrix, DVector, Dyn};
+use faer::Mat;
 
-use crate::kernel::{Hyper, Pair, Shape, BOUNDS};
+use crate::kernel::{Coef, Hyper, Pair, Shape, BOUNDS};
 use crate::lbfgs::{self, Settings};
+use crate::linalg::Factor;
 
 /// Added to the diagonal, relative to σ², so that a factorisation near the noise's lower
 /// bound stays well conditioned.
-const JITTER: f64 = 1e-8;
+pub(crate) const JITTER: f64 = 1e-8;
 
 const LN_2PI: f64 = 1.837_877_066_409_345_5;
 
-/// The pair quantities of `n` inputs, lower triangle packed row by row.
+/// The pair quantities of `n` inputs, lower triangle packed column by column (the order in
+/// which the Gram matrix is filled).
 pub(crate) struct Pairs {
     n: usize,
     pairs: Vec<Pair>,
@@ -25,31 +26,35 @@ impl Pairs {
     pub fn new(shape: Shape, x: &[f64], n: usize) -> Pairs {
         let d = shape.dim();
         let mut pairs = Vec::with_capacity(n * (n + 1) / 2);
-        for i in 0..n {
-            for j in 0..=i {
+        for j in 0..n {
+            for i in j..n {
                 pairs.push(shape.pair(&x[i * d..(i + 1) * d], &x[j * d..(j + 1) * d]));
             }
         }
         Pairs { n, pairs }
     }
-
-    fn get(&self, i: usize, j: usize) -> Pair {
-        let (i, j) = if j > i { (j, i) } else { (i, j) };
-        self.pairs[i * (i + 1) / 2 + j]
-    }
 }
 
-/// The covariance matrix of the first `n` inputs, noise and jitter on the diagonal.
-fn gram(shape: Shape, h: &Hyper, pairs: &Pairs, n: usize) -> DMatrix<f64> {
-    let diag = h.noise + JITTER * h.variance;
-    DMatrix::from_fn(n, n, |i, j| {
-        let k = shape.k(h, pairs.get(i, j));
-        if i == j {
-            k + diag
-        } else {
-            k
+/// The diagonal's addition: the noise and the jitter.
+pub(crate) fn diag(h: &Hyper) -> f64 {
+    h.noise + JITTER * h.variance
+}
+
+/// The covariance matrix (lower triangle) of the first `n` inputs of `x`, noise and jitter on
+/// the diagonal.
+pub(crate) fn gram(shape: Shape, h: &Hyper, x: &[f64], n: usize) -> Mat<f64> {
+    let d = shape.dim();
+    let c = Coef::new(h);
+    let add = diag(h);
+    let mut a = Mat::zeros(n, n);
+    for j in 0..n {
+        let xj = &x[j * d..(j + 1) * d];
+        for i in j..n {
+            let k = shape.k_fast(&c, shape.pair(&x[i * d..(i + 1) * d], xj));
+            a[(i, j)] = if i == j { k + add } else { k };
         }
-    })
+    }
+    a
 }
 
 /// The log marginal likelihood of targets `y` and, with `grad`, its gradient with respect to
@@ -62,30 +67,49 @@ pub(crate) fn lml(
     grad: bool,
 ) -> Option<(f64, [f64; 4])> {
     let n = y.len();
-    let chol = Cholesky::new(gram(shape, h, pairs, n))?;
-    let alpha = chol.solve(&DVector::from_column_slice(y));
-    let l = chol.l_dirty();
-    let logdet: f64 = (0..n).map(|i| 2.0 * l[(i, i)].ln()).sum();
-    let fit: f64 = y.iter().zip(alpha.iter()).map(|(a, b)| a * b).sum();
-    let value = -0.5 * fit - 0.5 * logdet - 0.5 * n as f64 * LN_2PI;
+    let add = diag(h);
+    let c = Coef::new(h);
+    let mut a = Mat::zeros(n, n);
+    // With the gradient, dK/dθ of each pair (packed like the pairs) for the trace below.
+    let mut dks: Vec<[f64; 3]> = Vec::with_capacity(if grad { pairs.pairs.len() } else { 0 });
+    let mut at = 0;
+    for j in 0..n {
+        for i in j..n {
+            let p = pairs.pairs[at];
+            at += 1;
+            let k = if grad {
+                let (k, dk) = shape.k_grad_fast(&c, p);
+                dks.push(dk);
+                k
+            } else {
+                shape.k_fast(&c, p)
+            };
+            a[(i, j)] = if i == j { k + add } else { k };
+        }
+    }
+    let factor = Factor::new(a)?;
+    let alpha = factor.solve(y);
+    let fit: f64 = y.iter().zip(&alpha).map(|(a, b)| a * b).sum();
+    let value = -0.5 * fit - 0.5 * factor.log_det(n) - 0.5 * n as f64 * LN_2PI;
     if !value.is_finite() {
         return None;
     }
     let mut g = [0.0; 4];
     if grad {
         // d lml / dθ = ½ tr((α αᵀ - K⁻¹) dK/dθ), summed over the lower triangle.
-        let inv = chol.inverse();
-        for i in 0..n {
-            for j in 0..=i {
+        let inv = factor.inverse();
+        let mut at = 0;
+        for j in 0..n {
+            for i in j..n {
                 let w = alpha[i] * alpha[j] - inv[(i, j)];
-                let (_, dk) = shape.k_grad(h, pairs.get(i, j));
                 let f = if i == j { 0.5 } else { 1.0 };
-                for (gk, dkk) in g.iter_mut().zip(dk) {
+                for (gk, dkk) in g.iter_mut().zip(dks[at]) {
                     *gk += f * w * dkk;
                 }
                 if i == j {
                     g[3] += 0.5 * w * h.noise;
                 }
+                at += 1;
             }
         }
     }
@@ -102,6 +126,7 @@ pub(crate) fn fit(
     start: Hyper,
     max_iter: usize,
 ) -> Option<(Hyper, f64)> {
+    debug_assert_eq!(pairs.n, y.len());
     let lo: Vec<f64> = BOUNDS.iter().map(|b| b.0.ln()).collect();
     let hi: Vec<f64> = BOUNDS.iter().map(|b| b.1.ln()).collect();
     let settings = Settings {
@@ -112,6 +137,7 @@ pub(crate) fn fit(
     };
     let m = lbfgs::minimize(
         |p| {
+            crate::phase::count("#fit evals", 1);
             lml(shape, &Hyper::from_log(p), pairs, y, true)
                 .map(|(v, g)| (-v, g.iter().map(|x| -x).collect()))
         },
@@ -123,111 +149,35 @@ pub(crate) fn fit(
     m.f.is_finite().then(|| (Hyper::from_log(&m.x), -m.f))
 }
 
-/// The log marginal likelihood of each leading window: for every `len` in `lens`, the GP on
-/// the first `len` inputs with targets `targets(len)`. One factorisation serves all windows,
-/// since the Cholesky factor of a leading block is the leading block of the factor.
-pub(crate) fn prefix_lmls(
-    shape: Shape,
-    h: &Hyper,
-    pairs: &Pairs,
-    lens: &[usize],
-    mut targets: impl FnMut(usize) -> Option<Vec<f64>>,
-) -> Vec<Option<f64>> {
-    let Some(chol) = Cholesky::new(gram(shape, h, pairs, pairs.n)) else {
-        return vec![None; lens.len()];
-    };
-    let l = chol.l_dirty();
-    lens.iter()
-        .map(|&len| {
-            let y = targets(len)?;
-            let mut v = vec![0.0; len];
-            let mut logdet = 0.0;
-            for i in 0..len {
-                let s: f64 = (0..i).map(|k| l[(i, k)] * v[k]).sum();
-                v[i] = (y[i] - s) / l[(i, i)];
-                logdet += 2.0 * l[(i, i)].ln();
-            }
-            let fit: f64 = v.iter().map(|x| x * x).sum();
-            let value = -0.5 * fit - 0.5 * logdet - 0.5 * len as f64 * LN_2PI;
-            value.is_finite().then_some(value)
-        })
-        .collect()
-}
+/// Windows solved together in [`window_lmls`]: each group's solve runs on the leading block
+/// of its longest window only.
+const GROUP: usize = 8;
 
-/// A GP conditioned on its inputs: the mean (with targets) and the variance.
-pub(crate) struct Posterior {
-    shape: Shape,
-    h: Hyper,
-    x: Vec<f64>,
-    n: usize,
-    chol: Cholesky<f64, Dyn>,
-    alpha: DVector<f64>,
-}
-
-impl Posterior {
-    /// Conditions on inputs `x` (row-major) and targets `y` (zeros for the variance-only GP,
-    /// whose targets do not matter).
-    pub fn new(shape: Shape, h: Hyper, x: Vec<f64>, y: &[f64]) -> Option<Posterior> {
-        let n = y.len();
-        let pairs = Pairs::new(shape, &x, n);
-        let chol = Cholesky::new(gram(shape, &h, &pairs, n))?;
-        let alpha = chol.solve(&DVector::from_column_slice(y));
-        Some(Posterior {
-            shape,
-            h,
-            x,
-            n,
-            chol,
-            alpha,
-        })
-    }
-
-    /// Number of inputs.
-    pub fn len(&self) -> usize {
-        self.n
-    }
-
-    /// `k(z, x_i)` for every input, and the gradients with respect to the columns `cols` of
-    /// `z` (row `i` of the returned matrix holds input `i`'s).
-    fn cross(&self, z: &[f64], cols: &[usize]) -> (DVector<f64>, Vec<f64>) {
-        let d = self.shape.dim();
-        let mut kz = DVector::zeros(self.n);
-        let mut dk = vec![0.0; self.n * cols.len()];
-        for i in 0..self.n {
-            let out = &mut dk[i * cols.len()..(i + 1) * cols.len()];
-            kz[i] = self
-                .shape
-                .k_dz(&self.h, z, &self.x[i * d..(i + 1) * d], cols, out);
+/// The log marginal likelihood of each leading window from one factor: window `w` is the GP
+/// on the first `targets[w].len()` inputs, with those targets (`None`: not scored). The factor
+/// of a leading block is the leading block of the factor, and the forward solve of a leading
+/// block is the prefix of the forward solve with any continuation, so each group of windows
+/// takes one triangular solve with several right-hand sides.
+pub(crate) fn window_lmls(factor: &Factor, targets: &[Option<Vec<f64>>]) -> Vec<Option<f64>> {
+    let n = factor.len();
+    let mut out = vec![None; targets.len()];
+    let mut order: Vec<usize> = (0..targets.len())
+        .filter(|&w| targets[w].as_ref().is_some_and(|y| y.len() <= n))
+        .collect();
+    order.sort_by_key(|&w| targets[w].as_ref().map_or(0, Vec::len));
+    for group in order.chunks(GROUP) {
+        let ys: Vec<&Vec<f64>> = group.iter().filter_map(|&w| targets[w].as_ref()).collect();
+        let rows = ys.iter().map(|y| y.len()).max().unwrap_or(0);
+        let mut z = Mat::from_fn(rows, ys.len(), |i, c| ys[c].get(i).copied().unwrap_or(0.0));
+        factor.forward(z.as_mut());
+        for (c, (&w, y)) in group.iter().zip(&ys).enumerate() {
+            let len = y.len();
+            let fit: f64 = (0..len).map(|i| z[(i, c)] * z[(i, c)]).sum();
+            let value = -0.5 * fit - 0.5 * factor.log_det(len) - 0.5 * len as f64 * LN_2PI;
+            out[w] = value.is_finite().then_some(value);
         }
-        (kz, dk)
     }
-
-    /// The posterior mean at `z` and its gradient with respect to `cols` (into `grad`).
-    pub fn mean(&self, z: &[f64], cols: &[usize], grad: &mut [f64]) -> f64 {
-        let (kz, dk) = self.cross(z, cols);
-        grad.iter_mut().for_each(|g| *g = 0.0);
-        for i in 0..self.n {
-            for (c, g) in grad.iter_mut().enumerate() {
-                *g += self.alpha[i] * dk[i * cols.len() + c];
-            }
-        }
-        kz.dot(&self.alpha)
-    }
-
-    /// The posterior variance of the latent function at `z` and its gradient with respect
-    /// to `cols` (into `grad`).
-    pub fn variance(&self, z: &[f64], cols: &[usize], grad: &mut [f64]) -> f64 {
-        let (kz, dk) = self.cross(z, cols);
-        let v = self.chol.solve(&kz);
-        grad.iter_mut().for_each(|g| *g = 0.0);
-        for i in 0..self.n {
-            for (c, g) in grad.iter_mut().enumerate() {
-                *g -= 2.0 * v[i] * dk[i * cols.len() + c];
-            }
-        }
-        let prior = self.shape.k(&self.h, self.shape.pair(z, z));
-        prior - kz.dot(&v)
-    }
+    out
 }
 
 #[cfg(test)]
@@ -303,48 +253,45 @@ mod tests {
     }
 
     #[test]
-    fn prefix_likelihoods_equal_separate_ones() {
+    fn window_likelihoods_from_one_factor_equal_separate_ones() {
         let (x, y) = data();
-        let all = Pairs::new(SHAPE, &x, y.len());
-        let got = prefix_lmls(SHAPE, &H, &all, &[5, 12], |len| Some(y[..len].to_vec()));
-        for (len, g) in [5, 12].into_iter().zip(got) {
+        let factor = Factor::new(gram(SHAPE, &H, &x, y.len())).unwrap();
+        // More windows than a group, out of order, one not scored; each with its own targets.
+        let lens = [12, 3, 5, 7, 4, 9, 6, 10, 11, 8, 2];
+        let targets: Vec<Option<Vec<f64>>> = lens
+            .iter()
+            .map(|&len| (len != 6).then(|| y[..len].iter().map(|v| v * len as f64).collect()))
+            .collect();
+        let got = window_lmls(&factor, &targets);
+        for ((len, g), t) in lens.into_iter().zip(got).zip(&targets) {
+            let Some(t) = t else {
+                assert!(g.is_none());
+                continue;
+            };
             let pairs = Pairs::new(SHAPE, &x, len);
-            let (want, _) = lml(SHAPE, &H, &pairs, &y[..len], false).unwrap();
-            assert!((g.unwrap() - want).abs() < 1e-10);
+            let (want, _) = lml(SHAPE, &H, &pairs, t, false).unwrap();
+            assert!(
+                (g.unwrap() - want).abs() < 1e-9 * want.abs().max(1.0),
+                "{len}"
+            );
         }
     }
 
     #[test]
-    fn posterior_interpolates_and_shrinks_variance() {
+    fn gram_matches_the_pairs_kernel() {
         let (x, y) = data();
-        let h = Hyper { noise: 1e-5, ..H };
-        let p = Posterior::new(SHAPE, h, x.clone(), &y).unwrap();
-        let mut g = [0.0];
-        let m = p.mean(&x[4..6], &[1], &mut g);
-        assert!((m - y[2]).abs() < 1e-2, "{m} vs {}", y[2]);
-        let at_data = p.variance(&x[4..6], &[1], &mut g);
-        let far = p.variance(&[5.0, 0.5], &[1], &mut g);
-        assert!(at_data < 1e-3 && far > 1.0, "{at_data} {far}");
-        // Gradient of the mean by finite differences.
-        let z = [0.5, 0.33];
-        let mut g = [0.0];
-        p.mean(&z, &[1], &mut g);
-        let fd = (p.mean(&[0.5, 0.33 + 1e-6], &[1], &mut [0.0])
-            - p.mean(&[0.5, 0.33 - 1e-6], &[1], &mut [0.0]))
-            / 2e-6;
-        assert!(
-            (fd - g[0]).abs() < 1e-4 * (1.0 + fd.abs()),
-            "{fd} vs {}",
-            g[0]
-        );
-        p.variance(&z, &[1], &mut g);
-        let fd = (p.variance(&[0.5, 0.33 + 1e-6], &[1], &mut [0.0])
-            - p.variance(&[0.5, 0.33 - 1e-6], &[1], &mut [0.0]))
-            / 2e-6;
-        assert!(
-            (fd - g[0]).abs() < 1e-4 * (1.0 + fd.abs()),
-            "{fd} vs {}",
-            g[0]
-        );
+        let n = y.len();
+        let a = gram(SHAPE, &H, &x, n);
+        let d = SHAPE.dim();
+        for i in 0..n {
+            for j in 0..=i {
+                let k = SHAPE.k(
+                    &H,
+                    SHAPE.pair(&x[i * d..(i + 1) * d], &x[j * d..(j + 1) * d]),
+                );
+                let want = if i == j { k + diag(&H) } else { k };
+                assert!((a[(i, j)] - want).abs() < 1e-13);
+            }
+        }
     }
 }

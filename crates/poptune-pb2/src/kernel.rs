@@ -67,6 +67,29 @@ impl Hyper {
     }
 }
 
+/// Constants of [`Hyper`] that every kernel value uses.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Coef {
+    pub variance: f64,
+    /// `1 / ℓ`.
+    pub inv_ls: f64,
+    /// `½ ln(1 - ε)`.
+    pub half_ln_keep: f64,
+    /// `ε / (1 - ε)`.
+    pub eps_ratio: f64,
+}
+
+impl Coef {
+    pub fn new(h: &Hyper) -> Coef {
+        Coef {
+            variance: h.variance,
+            inv_ls: 1.0 / h.lengthscale,
+            half_ln_keep: 0.5 * (1.0 - h.epsilon).ln(),
+            eps_ratio: h.epsilon / (1.0 - h.epsilon),
+        }
+    }
+}
+
 /// The shape of the inputs: how many squared-exponential and categorical columns follow the
 /// time column.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,7 +143,38 @@ impl Shape {
         }
     }
 
-    /// The kernel's value for a pair.
+    /// The kernel's value for a pair, with the hyperparameters' derived constants
+    /// precomputed (one `exp` per pair for plain PB2): the same value as [`Shape::k`].
+    pub fn k_fast(self, c: &Coef, p: Pair) -> f64 {
+        let arg = c.half_ln_keep * p.dt - p.d2 * c.inv_ls;
+        if self.cat == 0 {
+            c.variance * arg.exp()
+        } else {
+            let (a, b) = self.weights(p.ov);
+            let se = (-p.d2 * c.inv_ls).exp();
+            c.variance * (c.half_ln_keep * p.dt).exp() * (a * se + b)
+        }
+    }
+
+    /// [`Shape::k_grad`] with the constants precomputed (one `exp` for plain PB2).
+    pub fn k_grad_fast(self, c: &Coef, p: Pair) -> (f64, [f64; 3]) {
+        let tv_arg = c.half_ln_keep * p.dt;
+        let (k, se_part) = if self.cat == 0 {
+            let k = c.variance * (tv_arg - p.d2 * c.inv_ls).exp();
+            (k, k)
+        } else {
+            let (a, b) = self.weights(p.ov);
+            let vt = c.variance * tv_arg.exp();
+            let s = vt * a * (-p.d2 * c.inv_ls).exp();
+            (s + vt * b, s)
+        };
+        let d_ls = se_part * p.d2 * c.inv_ls;
+        let d_eps = -0.5 * k * p.dt * c.eps_ratio;
+        (k, [k, d_ls, d_eps])
+    }
+
+    /// The kernel's value for a pair (the reference for the fast forms).
+    #[cfg(test)]
     pub fn k(self, h: &Hyper, p: Pair) -> f64 {
         let (a, b) = self.weights(p.ov);
         let se = (-p.d2 / h.lengthscale).exp();
@@ -129,6 +183,7 @@ impl Shape {
     }
 
     /// The kernel's value and its derivatives with respect to `ln σ²`, `ln ℓ` and `ln ε`.
+    #[cfg(test)]
     pub fn k_grad(self, h: &Hyper, p: Pair) -> (f64, [f64; 3]) {
         let (a, b) = self.weights(p.ov);
         let se = (-p.d2 / h.lengthscale).exp();
@@ -140,17 +195,31 @@ impl Shape {
     }
 
     /// The value of `k(z, x)` and its gradient with respect to the SE columns of `z` listed
-    /// in `cols` (written into `out`).
-    pub fn k_dz(self, h: &Hyper, z: &[f64], x: &[f64], cols: &[usize], out: &mut [f64]) -> f64 {
+    /// in `cols` (written into `out`): the reference for [`Shape::split`].
+    #[cfg(test)]
+    pub fn k_dz(self, c: &Coef, z: &[f64], x: &[f64], cols: &[usize], out: &mut [f64]) -> f64 {
         let p = self.pair(z, x);
         let (a, b) = self.weights(p.ov);
-        let se = (-p.d2 / h.lengthscale).exp();
-        let tv = (0.5 * p.dt * (1.0 - h.epsilon).ln()).exp();
-        let common = h.variance * tv * a * se;
+        let se = (-p.d2 * c.inv_ls).exp();
+        let tv = (c.half_ln_keep * p.dt).exp();
+        let common = c.variance * tv * a * se;
         for (o, &j) in out.iter_mut().zip(cols) {
-            *o = common * (-2.0 * (z[j] - x[j]) / h.lengthscale);
+            *o = common * (-2.0 * (z[j] - x[j]) * c.inv_ls);
         }
-        h.variance * tv * (a * se + b)
+        c.variance * tv * (a * se + b)
+    }
+
+    /// The kernel against `x` for points that differ from `z` only in the SE columns `cols`:
+    /// `(A, B)` with `k(z', x) = A · exp(-Σ_{j ∈ cols} (z'_j - x_j)² / ℓ) + B`.
+    pub fn split(self, c: &Coef, z: &[f64], x: &[f64], cols: &[usize]) -> (f64, f64) {
+        let p = self.pair(z, x);
+        let rest: f64 = (1..1 + self.se)
+            .filter(|j| !cols.contains(j))
+            .map(|j| (z[j] - x[j]).powi(2))
+            .sum();
+        let (a, b) = self.weights(p.ov);
+        let vt = c.variance * (c.half_ln_keep * p.dt).exp();
+        (vt * a * (-rest * c.inv_ls).exp(), vt * b)
     }
 }
 
@@ -177,6 +246,24 @@ mod tests {
         assert_eq!(s.k(&H, s.pair(&a, &a)), 2.0);
         // Symmetric.
         assert_eq!(s.k(&H, s.pair(&a, &b)), s.k(&H, s.pair(&b, &a)));
+    }
+
+    #[test]
+    fn fast_kernel_equals_the_plain_one() {
+        let c = Coef::new(&H);
+        for s in [Shape { se: 2, cat: 0 }, Shape { se: 2, cat: 1 }] {
+            let a = [0.2, 0.1, 0.3, 1.0];
+            for b in [[0.9, 0.4, 0.5, 1.0], [0.0, 0.7, 0.1, 0.0]] {
+                let p = s.pair(&a[..s.dim()], &b[..s.dim()]);
+                let (x, y) = (s.k(&H, p), s.k_fast(&c, p));
+                assert!((x - y).abs() < 1e-14 * x.abs().max(1.0), "{x} {y}");
+                let ((k1, g1), (k2, g2)) = (s.k_grad(&H, p), s.k_grad_fast(&c, p));
+                assert!((k1 - k2).abs() < 1e-14 * k1.abs().max(1.0));
+                for (a, b) in g1.iter().zip(g2) {
+                    assert!((a - b).abs() < 1e-13 * a.abs().max(1.0), "{a} {b}");
+                }
+            }
+        }
     }
 
     #[test]
@@ -218,7 +305,7 @@ mod tests {
                 assert!((fd - gi).abs() < 1e-6, "{i}: {fd} vs {gi}");
             }
             let mut out = [0.0; 1];
-            s.k_dz(&H, &a[..s.dim()], &b[..s.dim()], &[2], &mut out);
+            s.k_dz(&Coef::new(&H), &a[..s.dim()], &b[..s.dim()], &[2], &mut out);
             let mut up = a;
             up[2] += 1e-6;
             let mut dn = a;
@@ -227,6 +314,14 @@ mod tests {
                 - s.k(&H, s.pair(&dn[..s.dim()], &b[..s.dim()])))
                 / 2e-6;
             assert!((fd - out[0]).abs() < 1e-6, "{fd} vs {}", out[0]);
+            // The split form gives the same value at another point of the slice.
+            let c = Coef::new(&H);
+            let (big_a, big_b) = s.split(&c, &a[..s.dim()], &b[..s.dim()], &[2]);
+            let mut moved = a;
+            moved[2] = 0.8;
+            let want = s.k(&H, s.pair(&moved[..s.dim()], &b[..s.dim()]));
+            let got = big_a * (-(0.8f64 - b[2]).powi(2) / H.lengthscale).exp() + big_b;
+            assert!((want - got).abs() < 1e-13, "{want} vs {got}");
         }
     }
 }

@@ -38,7 +38,10 @@ mod data;
 mod gp;
 mod kernel;
 mod lbfgs;
+mod linalg;
 mod norm;
+mod phase;
+mod posterior;
 mod suggest;
 
 use poptune::{Hyperparams, Space};
@@ -62,7 +65,9 @@ pub enum Pb2Error {
     },
 }
 
-/// Settings of a decision. The defaults are the algorithm's.
+/// Settings of a decision. The defaults are the algorithm's, but for the one fit on the newest
+/// 200 rows and the one factorisation of all rows (`exact_window_scan`, `fit_rows`; see
+/// `docs/pb2.md`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// Most rows used (the newest).
@@ -71,15 +76,17 @@ pub struct Config {
     pub min_window: usize,
     /// The step between the window lengths tried (10).
     pub window_step: usize,
-    /// Each window normalised and fitted on its own while choosing the length (exact, but
-    /// one fit per length); off: one set of hyperparameters, fitted on the smallest window,
-    /// scores every length from one factorisation (the default; see `docs/pb2.md`).
+    /// The literal reading: each window normalised and fitted on its own while choosing the
+    /// length (one fit per length), the chosen one refitted and factored afresh. Off (the
+    /// default; see `docs/pb2.md`): the inputs are normalised over all rows, one set of
+    /// hyperparameters is fitted on the newest `fit_rows` rows, and one factorisation of all
+    /// rows scores every length and serves the chosen window's GP.
     pub exact_window_scan: bool,
     /// Most iterations of a hyperparameter fit (50).
     pub fit_iters: usize,
-    /// The final fit uses the newest `fit_rows` rows of the window (the GP then conditions
-    /// on the whole window). Unlimited by default, as the algorithm says; 200 makes a
-    /// decision at 1,000 rows several times cheaper (see `docs/pb2.md`).
+    /// The hyperparameters are fitted on the newest `fit_rows` rows (200; `usize::MAX`: all
+    /// of them, or with `exact_window_scan` the whole window, as a literal reading says).
+    /// The GP then conditions on the whole window.
     pub fit_rows: usize,
     /// Random starts of the acquisition's optimisation (10).
     pub starts: usize,
@@ -95,7 +102,7 @@ impl Default for Config {
             window_step: 10,
             exact_window_scan: false,
             fit_iters: 50,
-            fit_rows: usize::MAX,
+            fit_rows: 200,
             starts: 10,
             acq_iters: 30,
         }
@@ -181,8 +188,18 @@ pub fn suggest(q: &Query<'_>, rng: &mut impl Rng) -> Hyperparams {
 /// log scale for log parameters); with `mix`, each categorical one uniformly among the values
 /// not yet chosen at this time; the rest is kept from the base.
 pub fn decide(q: &Query<'_>, config: &Config, rng: &mut impl Rng) -> Suggestion {
+    phase::start();
     let enc = Encoding::new(q.space, q.mix);
     suggest::decide(q, config, &enc, rng).unwrap_or_else(|| fallback(q, &enc, rng))
+}
+
+/// The milliseconds the last [`decide`] on this thread spent in each phase (`profile`
+/// feature only; `examples/profile.rs`).
+#[cfg(feature = "profile")]
+#[doc(hidden)]
+pub fn phases() -> Vec<(&'static str, f64)> {
+    phase::mark("other");
+    phase::take()
 }
 
 /// How far from the base the fallback draws, in the unit box.

@@ -5,10 +5,13 @@ use rand::Rng;
 
 use crate::bandit::{self, Play};
 use crate::data::Row;
-use crate::gp::{self, Pairs, Posterior};
+use crate::gp::{self, Pairs};
 use crate::kernel::{Hyper, Shape};
 use crate::lbfgs::{self, Settings};
+use crate::linalg::Factor;
 use crate::norm::{standardise, Encoding, MinMax};
+use crate::phase;
+use crate::posterior::Posterior;
 use crate::{Config, Query, Suggestion};
 
 /// The GP's view of the newest `len` rows: inputs normalised over them, targets
@@ -55,69 +58,108 @@ fn lengths(config: &Config, n: usize) -> Vec<usize> {
     (config.min_window.max(2)..=n).step_by(step).collect()
 }
 
-/// Chooses the window length (the likeliest, among [`lengths`]) and a starting point for
-/// the final fit.
-fn choose_length(config: &Config, enc: &Encoding, shape: Shape, newest: &[&Row]) -> (usize, Hyper) {
-    let n = newest.len();
-    if n <= config.min_window {
-        return (n, Hyper::default());
-    }
-    let lens = lengths(config, n);
-    let mut best: Option<(f64, usize)> = None;
-    let mut start = Hyper::default();
-    if config.exact_window_scan {
-        // Each window normalised on its own and fitted (warm-started from the previous).
-        let mut from = Hyper::default();
-        for &len in &lens {
-            let Some(w) = window(enc, newest, len) else {
-                continue;
-            };
-            let pairs = Pairs::new(shape, &w.x, len);
-            if let Some((h, lml)) = gp::fit(shape, &pairs, &w.y, from, config.fit_iters) {
-                from = h;
-                if best.is_none_or(|(b, _)| lml > b) {
-                    best = Some((lml, len));
-                    start = h;
-                }
-            }
-        }
-    } else {
-        // Shared hyperparameters, fitted on the smallest window; all windows' likelihoods
-        // then come from one factorisation (inputs normalised over all rows).
-        let all = Pairs::new(shape, &shared_inputs(enc, newest), n);
-        let raw: Vec<f64> = newest.iter().map(|r| r.y).collect();
-        let small = lens[0];
-        let Some(y0) = standardise(&raw[..small]) else {
-            return (n, start);
-        };
-        let x = shared_inputs(enc, &newest[..small]);
-        let fitted = gp::fit(
-            shape,
-            &Pairs::new(shape, &x, small),
-            &y0,
-            start,
-            config.fit_iters,
-        );
-        if let Some((h, _)) = fitted {
-            start = h;
-            let lmls = gp::prefix_lmls(shape, &h, &all, &lens, |len| standardise(&raw[..len]));
-            for (&len, lml) in lens.iter().zip(lmls) {
-                if let Some(v) = lml {
-                    if best.is_none_or(|(b, _)| v > b) {
-                        best = Some((v, len));
-                    }
-                }
-            }
-        }
-    }
-    (best.map_or(n, |(_, len)| len), start)
+/// The GP the acquisition uses: conditioned on the newest `len` rows (targets `y`), with the
+/// normalisation of `t` and the start reward that its inputs used.
+struct Model {
+    post: Posterior,
+    len: usize,
+    y: Vec<f64>,
+    t: MinMax,
+    r: MinMax,
+    hyper: Hyper,
 }
 
-/// The inputs of `rows` normalised over the rows given (the shared scan's normalisation).
-fn shared_inputs(enc: &Encoding, rows: &[&Row]) -> Vec<f64> {
-    let t = MinMax::fit(rows.iter().map(|r| r.t));
-    let r = MinMax::fit(rows.iter().map(|r| r.r_start));
-    inputs(enc, rows, t, r)
+/// The literal reading (`Config::exact_window_scan`): each window normalised on its own and
+/// fitted (warm-started from the previous), the likeliest refitted and factored afresh.
+fn exact_model(config: &Config, enc: &Encoding, shape: Shape, newest: &[&Row]) -> Option<Model> {
+    let n = newest.len();
+    let mut len = n;
+    let mut start = Hyper::default();
+    if n > config.min_window {
+        let mut best: Option<f64> = None;
+        let mut from = Hyper::default();
+        for l in lengths(config, n) {
+            let Some(w) = window(enc, newest, l) else {
+                continue;
+            };
+            let pairs = Pairs::new(shape, &w.x, l);
+            if let Some((h, lml)) = gp::fit(shape, &pairs, &w.y, from, config.fit_iters) {
+                from = h;
+                if best.is_none_or(|b| lml > b) {
+                    (best, len, start) = (Some(lml), l, h);
+                }
+            }
+        }
+    }
+    let w = window(enc, newest, len)?;
+    let m = len.min(config.fit_rows.max(2));
+    let pairs = Pairs::new(shape, &w.x, m);
+    let (hyper, _) = gp::fit(shape, &pairs, &w.y[..m], start, config.fit_iters)?;
+    let post = Posterior::new(shape, hyper, w.x, &w.y)?;
+    Some(Model {
+        post,
+        len,
+        y: w.y,
+        t: w.t,
+        r: w.r,
+        hyper,
+    })
+}
+
+/// The default (see `docs/pb2.md`): the inputs normalised over all rows; the hyperparameters
+/// fitted once, on the newest `fit_rows` rows; the covariance of all rows (newest first)
+/// factored once. Every window's likelihood comes from that factor's leading blocks, and the
+/// likeliest window's GP is conditioned on its leading block.
+fn shared_model(config: &Config, enc: &Encoding, shape: Shape, newest: &[&Row]) -> Option<Model> {
+    let n = newest.len();
+    let t = MinMax::fit(newest.iter().map(|r| r.t));
+    let r = MinMax::fit(newest.iter().map(|r| r.r_start));
+    let x = inputs(enc, newest, t, r);
+    let raw: Vec<f64> = newest.iter().map(|r| r.y).collect();
+    let m = n.min(config.fit_rows.max(2));
+    let whole = || standardise(&raw).map(|y| y[..m].to_vec());
+    let y_fit = if n <= config.min_window {
+        whole()
+    } else {
+        standardise(&raw[..m]).or_else(whole)
+    }?;
+    phase::mark("other");
+    let pairs = Pairs::new(shape, &x, m);
+    let (hyper, _) = gp::fit(shape, &pairs, &y_fit, Hyper::default(), config.fit_iters)?;
+    phase::mark("fit");
+    let gram = gp::gram(shape, &hyper, &x, n);
+    phase::mark("gram");
+    let factor = Factor::new(gram)?;
+    phase::mark("factor");
+    let (len, y) = if n <= config.min_window {
+        (n, standardise(&raw)?)
+    } else {
+        let lens = lengths(config, n);
+        let mut targets: Vec<Option<Vec<f64>>> =
+            lens.iter().map(|&l| standardise(&raw[..l])).collect();
+        let lmls = gp::window_lmls(&factor, &targets);
+        let mut best: Option<(f64, usize)> = None;
+        for (w, lml) in lmls.into_iter().enumerate() {
+            if let Some(v) = lml.filter(|v| best.is_none_or(|(b, _)| *v > b)) {
+                best = Some((v, w));
+            }
+        }
+        match best {
+            Some((_, w)) => (lens[w], targets[w].take()?),
+            None => (n, standardise(&raw)?),
+        }
+    };
+    phase::mark("scan");
+    let post = Posterior::from_factor(shape, hyper, x, factor, &y)?;
+    phase::mark("posterior");
+    Some(Model {
+        post,
+        len,
+        y,
+        t,
+        r,
+        hyper,
+    })
 }
 
 /// The decision; `None` where the data cannot support a GP (then the caller falls back).
@@ -144,19 +186,19 @@ pub(crate) fn decide(
         se: 1 + enc.cont.len(),
         cat: enc.cat.len(),
     };
-    let (len, start) = choose_length(config, enc, shape, &newest);
-    let w = window(enc, &newest, len)?;
-    let m = len.min(config.fit_rows.max(2));
-    let pairs = Pairs::new(shape, &w.x, m);
-    let (hyper, _) = gp::fit(shape, &pairs, &w.y[..m], start, config.fit_iters)?;
-    let mean_gp = Posterior::new(shape, hyper, w.x.clone(), &w.y)?;
+    let model = if config.exact_window_scan {
+        exact_model(config, enc, shape, &newest)
+    } else {
+        shared_model(config, enc, shape, &newest)
+    }?;
+    let len = model.len;
 
     // PB2-Mix: the categories first, by the bandit on the same normalised rewards.
     let mut cats = Vec::with_capacity(enc.cat.len());
     for (c, cat) in enc.cat.iter().enumerate() {
         let plays: Vec<Play> = newest[..len]
             .iter()
-            .zip(&w.y)
+            .zip(&model.y)
             .map(|(row, &reward)| Play {
                 t: row.t,
                 arm: cat
@@ -171,8 +213,8 @@ pub(crate) fn decide(
         cats.push(bandit::draw(&p, &taken, rng));
     }
 
-    let z_t = w.t.apply(q.donor_t);
-    let z_r = w.r.apply(q.donor_r);
+    let z_t = model.t.apply(q.donor_t);
+    let z_r = model.r.apply(q.donor_r);
     let head = |units: &[f64], codes: &[f64]| -> Vec<f64> {
         let mut z = vec![z_t, z_r];
         z.extend_from_slice(units);
@@ -183,19 +225,17 @@ pub(crate) fn decide(
 
     // Batch diversity: the members already given hyperparameters at this time join a second
     // GP (same hyperparameters, zero targets), whose variance the acquisition uses.
-    let var_gp = if q.chosen_now.is_empty() {
-        None
-    } else {
-        let mut x = w.x.clone();
-        for h in q.chosen_now {
-            x.extend(head(&enc.cont_units(h), &enc.cat_codes(h)));
-        }
-        let zeros = vec![0.0; len + q.chosen_now.len()];
-        Some(Posterior::new(shape, hyper, x, &zeros)?)
-    };
-    let var = var_gp.as_ref().unwrap_or(&mean_gp);
-    let beta = 0.2 + (0.4 * var.len() as f64).ln().max(0.0);
-    let units = maximise_ucb(config, enc, &mean_gp, var, beta, &head(&[], &codes), rng);
+    let xc: Vec<f64> = q
+        .chosen_now
+        .iter()
+        .flat_map(|h| head(&enc.cont_units(h), &enc.cat_codes(h)))
+        .collect();
+    phase::mark("other");
+    let post = model.post.with_chosen(xc)?;
+    phase::mark("posterior");
+    let beta = 0.2 + (0.4 * post.variance_len() as f64).ln().max(0.0);
+    let units = maximise_ucb(config, enc, &post, beta, &head(&[], &codes), rng);
+    phase::mark("ucb");
 
     let mut h = q.space.project(q.base);
     for (c, u) in enc.cont.iter().zip(&units) {
@@ -205,7 +245,7 @@ pub(crate) fn decide(
     Some(Suggestion {
         h: q.space.project(&h),
         window: len,
-        hyper: Some(hyper),
+        hyper: Some(model.hyper),
         fallback: false,
     })
 }
@@ -230,11 +270,11 @@ pub(crate) fn set_cats(h: &mut Hyperparams, enc: &Encoding, arms: &[usize]) {
 
 /// Maximises `μ(z) + √β·σ²(z)` over the continuous hyperparameters in `[0, 1]^d` from
 /// `config.starts` random starts; `z` is `fixed` (`[t, r, cats…]`) with the units spliced in.
+/// The starts run together, so that each round's points share their triangular solves.
 fn maximise_ucb(
     config: &Config,
     enc: &Encoding,
-    mean_gp: &Posterior,
-    var_gp: &Posterior,
+    post: &Posterior,
     beta: f64,
     fixed: &[f64],
     rng: &mut impl Rng,
@@ -245,16 +285,23 @@ fn maximise_ucb(
     }
     let cols: Vec<usize> = (FIRST_H..FIRST_H + d).collect();
     let kappa = beta.sqrt();
-    let objective = |u: &[f64]| -> Option<(f64, Vec<f64>)> {
-        let mut z = fixed[..FIRST_H].to_vec();
-        z.extend_from_slice(u);
-        z.extend_from_slice(&fixed[FIRST_H..]);
-        let (mut gm, mut gv) = (vec![0.0; d], vec![0.0; d]);
-        let m = mean_gp.mean(&z, &cols, &mut gm);
-        let v = var_gp.variance(&z, &cols, &mut gv);
-        let value = -(m + kappa * v);
-        let grad = gm.iter().zip(&gv).map(|(a, b)| -(a + kappa * b)).collect();
-        value.is_finite().then_some((value, grad))
+    let mut z = fixed[..FIRST_H].to_vec();
+    z.extend(std::iter::repeat_n(0.5, d));
+    z.extend_from_slice(&fixed[FIRST_H..]);
+    let slice = post.slice(&z, &cols);
+    let objective = |us: &[Vec<f64>]| -> Vec<Option<(f64, Vec<f64>)>> {
+        phase::count("#ucb rounds", 1);
+        phase::count("#ucb points", us.len());
+        post.evaluate(&slice, us)
+            .into_iter()
+            .map(|e| {
+                let value = -(e.mean + kappa * e.var);
+                let grad = (e.mean_grad.iter().zip(&e.var_grad))
+                    .map(|(a, b)| -(a + kappa * b))
+                    .collect();
+                value.is_finite().then_some((value, grad))
+            })
+            .collect()
     };
     let (lo, hi) = (vec![0.0; d], vec![1.0; d]);
     let settings = Settings {
@@ -263,10 +310,11 @@ fn maximise_ucb(
         ftol: 1e-9,
         memory: 6,
     };
+    let x0s: Vec<Vec<f64>> = (0..config.starts.max(1))
+        .map(|_| (0..d).map(|_| rng.random::<f64>()).collect())
+        .collect();
     let mut best: Option<lbfgs::Minimum> = None;
-    for _ in 0..config.starts.max(1) {
-        let x0: Vec<f64> = (0..d).map(|_| rng.random::<f64>()).collect();
-        let m = lbfgs::minimize(objective, &x0, &lo, &hi, settings);
+    for m in lbfgs::minimize_many(objective, &x0s, &lo, &hi, settings) {
         if best.as_ref().is_none_or(|b| m.f < b.f) {
             best = Some(m);
         }

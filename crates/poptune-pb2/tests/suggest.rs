@@ -228,6 +228,35 @@ fn the_window_is_chosen_among_the_allowed_lengths() {
     }
 }
 
+#[test]
+fn a_decision_on_a_full_history_is_deterministic_and_in_the_space() {
+    // 1,000 rows (the capacity), three continuous hyperparameters, one already chosen: the
+    // benchmark's case, with the default settings (one factorisation of all rows).
+    let space = Space::new()
+        .with("lr", Param::log_float(1e-4, 1e-1))
+        .with("momentum", Param::float(0.0, 0.99))
+        .with("layers", Param::int(1, 8));
+    let rate = |h: &Hyperparams| {
+        let lr = h.f64("lr").unwrap_or(1e-3).log10();
+        1.0 - 0.1 * (lr + 2.0).powi(2)
+    };
+    let (data, best) = synthetic_best(&space, 20, 50, 11, rate);
+    assert_eq!(data.len(), 1000);
+    let base = Hyperparams::new()
+        .with("lr", 1e-3)
+        .with("momentum", 0.9)
+        .with("layers", 4i64);
+    let chosen = [base.clone()];
+    let q = Query::new(&space, &data, 50.0, best, &base).chosen(&chosen);
+    let a = decide(&q, &Config::default(), &mut rng(1));
+    assert!(!a.fallback && space.contains(&a.h));
+    assert!(a.window >= 200 && a.window <= 1000 && a.window.is_multiple_of(10));
+    assert_eq!(a, decide(&q, &Config::default(), &mut rng(1)));
+    // The rate peaks at lr = 1e-2.
+    let lr = a.h.f64("lr").unwrap().log10();
+    assert!((lr + 2.0).abs() < 0.75, "lr 10^{lr}");
+}
+
 fn param() -> impl Strategy<Value = Param> {
     prop_oneof![
         (-5.0f64..5.0, 0.01f64..10.0).prop_map(|(lo, w)| Param::float(lo, lo + w)),
