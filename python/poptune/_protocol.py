@@ -62,6 +62,9 @@ def _step_line(step, score, metrics):
 
 _SAVED = '{"type": "saved"}\n'
 
+# Seconds between the writes of a segment's step lines.
+_SEND_EVERY = 0.25
+
 
 def _number(x):
     x = float(x)
@@ -133,18 +136,18 @@ def serve(factory, stdin=None, stdout=None):
             step = obj.step
             flushed = clock()
             for i in range(int(msg["steps"])):
-                began = clock()
                 result = step(h)
                 if isinstance(result, tuple):
                     score, metrics = result
                 else:
                     score, metrics = result, None
                 write(_step_line(start + i + 1, score, metrics))
-                # Each step's line goes out as soon as it is done, except after quick steps,
-                # whose lines are sent together at most 20 ms later (or with the segment's end):
-                # one write for many steps.
+                # The lines go out together, one write about every 0.25 s (a step that takes
+                # longer sends its line as soon as it is done), and with the segment's end:
+                # each write wakes the binary, and on cores shared with the other slots and
+                # other work every wake-up is a chance for this process to lose its core.
                 now = clock()
-                if now - began >= 0.002 or now - flushed >= 0.02:
+                if now - flushed >= _SEND_EVERY:
                     flush()
                     flushed = now
             obj.save(msg["checkpoint"])
