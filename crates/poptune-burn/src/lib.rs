@@ -12,6 +12,7 @@
 
 pub mod data;
 pub mod error;
+pub mod fire_plot;
 pub mod model;
 pub mod schedules;
 pub mod tasks;

@@ -255,20 +255,44 @@ fn compare(args: &CompareArgs) -> Result<(), BurnError> {
         }
     }
     let param = if classify { "lr" } else { "temperature" };
-    let runs: Vec<(String, PathBuf)> = (1..=args.seeds)
-        .map(|seed| (format!("seed {seed}"), base.join(format!("pbt-s{seed}"))))
-        .collect();
-    let plot = base.join(format!("{param}-schedules"));
-    poptune_burn::schedules::plot(
-        &runs,
-        param,
-        &format!(
-            "{}: {param} schedule of PBT's best member, per seed",
-            args.task.name()
-        ),
-        &plot,
-    )?;
-    println!("schedules: {}.png (.svg)", plot.display());
+    for (method, _) in &rows {
+        if !matches!(
+            method,
+            Method::Pbt | Method::Pb2 | Method::Pb2Mix | Method::Fire
+        ) {
+            continue;
+        }
+        let runs: Vec<(String, PathBuf)> = (1..=args.seeds)
+            .map(|seed| {
+                let dir = base.join(format!("{}-s{seed}", method.name()));
+                (format!("seed {seed}"), dir)
+            })
+            .collect();
+        let plot = base.join(format!("{}-{param}-schedules", method.name()));
+        poptune_burn::schedules::plot(
+            &runs,
+            param,
+            &format!(
+                "{}: {param} schedule of {}'s best member, per seed",
+                args.task.name(),
+                method.name()
+            ),
+            &plot,
+        )?;
+        println!("schedules: {}.png (.svg)", plot.display());
+        if *method == Method::Fire {
+            let plot = base.join("fire-s1-sub-populations");
+            poptune_burn::fire_plot::plot(
+                &base.join("fire-s1"),
+                &format!(
+                    "{}: FIRE-PBT seed 1, members by sub-population",
+                    args.task.name()
+                ),
+                &plot,
+            )?;
+            println!("sub-populations: {}.png (.svg)", plot.display());
+        }
+    }
     let path = base.join("table.md");
     std::fs::write(&path, &table).map_err(BurnError::io("cannot write", &path))?;
     print!("{table}");

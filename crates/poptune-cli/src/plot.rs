@@ -103,13 +103,19 @@ fn draw_panel<DB: DrawingBackend>(
     variant: Baseline,
     o: &Outcome<[f64; 2]>,
     svg: bool,
+    pb2: bool,
 ) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing failed: {e:?}");
     let best = o.best_score().unwrap_or(f64::NAN);
-    let caption = format!("{} — best Q = {:.4}", title(variant), best);
+    let name = match (variant, pb2) {
+        (Baseline::Pbt, true) => "PB2",
+        (Baseline::ExploreOnly, true) => "Explore only (PB2's h)",
+        _ => title(variant),
+    };
+    let caption = format!("{name} — best Q = {:.4}", best);
     let mut chart = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 24))
         .margin(12)
@@ -207,6 +213,7 @@ fn draw_figure<DB: DrawingBackend>(
     runs: &[(Baseline, Outcome<[f64; 2]>)],
     heading: &str,
     svg: bool,
+    pb2: bool,
 ) -> Result<()>
 where
     DB::ErrorType: 'static,
@@ -219,7 +226,7 @@ where
     draw_legend(&legend, runs).map_err(err)?;
     let panels = root.split_evenly((2, 2));
     for (area, (variant, o)) in panels.iter().zip(runs) {
-        draw_panel(area, *variant, o, svg)?;
+        draw_panel(area, *variant, o, svg, pb2)?;
     }
     root.present().map_err(err)?;
     Ok(())
@@ -281,10 +288,14 @@ pub fn toy_figure(
 ) -> Result<Vec<PathBuf>> {
     poptune_view::fonts::register();
     let heading = format!(
-        "PBT toy: Q = 1.2 − (θ0² + θ1²), η = {}, {} steps, ready every {} (seed {seed}; lighter is higher Q)",
-        cfg.eta, cfg.steps, cfg.interval
+        "{} toy: Q = 1.2 − (θ0² + θ1²), η = {}, {} steps, ready every {} (seed {seed}; lighter is higher Q)",
+        cfg.algorithm.name().to_uppercase(),
+        cfg.eta,
+        cfg.steps,
+        cfg.interval
     );
     let size = (1400, 1400);
+    let pb2 = cfg.algorithm.keeps_intervals();
     let png = dir.join("toy.png");
     let svg = dir.join("toy.svg");
     draw_figure(
@@ -292,6 +303,7 @@ pub fn toy_figure(
         runs,
         &heading,
         false,
+        pb2,
     )
     .map_err(|e| anyhow!("cannot write {}: {e}", png.display()))?;
     draw_figure(
@@ -299,6 +311,7 @@ pub fn toy_figure(
         runs,
         &heading,
         true,
+        pb2,
     )
     .map_err(|e| anyhow!("cannot write {}: {e}", svg.display()))?;
     Ok(vec![png, svg])

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Context};
 use clap::{Args, ValueEnum};
 use poptune::toy::{ToyConfig, TOY_VARIANTS};
-use poptune::{Baseline, Inherit, Outcome};
+use poptune::{Algorithm, Baseline, Inherit, Outcome};
 use serde::Serialize;
 
 use crate::CliError;
@@ -51,6 +51,15 @@ pub struct ToyArgs {
     /// The seed whose runs the figure shows.
     #[arg(long, default_value_t = 0)]
     plot_seed: u64,
+    /// "pbt" (the paper's Gaussian explore) or "pb2" (a GP bandit chooses the new h).
+    #[arg(long, value_enum, default_value = "pbt")]
+    algorithm: AlgorithmArg,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum AlgorithmArg {
+    Pbt,
+    Pb2,
 }
 
 /// The best member's final Q over the seeds, for one variant.
@@ -72,6 +81,7 @@ struct Report {
     interval: u64,
     noise: f64,
     inherit: &'static str,
+    algorithm: &'static str,
     seeds: u64,
     grid_closed_form: f64,
     variants: Vec<VariantSummary>,
@@ -117,6 +127,10 @@ impl ToyArgs {
                 InheritArg::WeightsAndHyperparameters => Inherit::WeightsAndHyperparameters,
             },
             workers: 1,
+            algorithm: match self.algorithm {
+                AlgorithmArg::Pbt => Algorithm::Pbt,
+                AlgorithmArg::Pb2 => Algorithm::Pb2,
+            },
         })
     }
 }
@@ -170,6 +184,7 @@ pub fn run(args: &ToyArgs) -> Result<(), CliError> {
             Inherit::WeightsOnly => "weights",
             Inherit::WeightsAndHyperparameters => "weights+hyperparameters",
         },
+        algorithm: cfg.algorithm.name(),
         seeds: args.seeds,
         grid_closed_form: cfg.grid_closed_form(),
         variants,
@@ -187,9 +202,14 @@ fn print_table(r: &Report) {
     println!(
         "PBT toy (Jaderberg et al. 2017, Fig. 2): maximise Q = 1.2 - (θ0² + θ1²), best member's final Q"
     );
+    let explore = if r.algorithm == "pb2" {
+        "explore by PB2 (a GP bandit chooses h)".to_string()
+    } else {
+        format!("explore noise {}", r.noise)
+    };
     println!(
-        "η = {}, {} steps, ready every {}, explore noise {}, inherit {}, {} seeds",
-        r.eta, r.steps, r.interval, r.noise, r.inherit, r.seeds
+        "η = {}, {} steps, ready every {}, {explore}, inherit {}, {} seeds",
+        r.eta, r.steps, r.interval, r.inherit, r.seeds
     );
     println!();
     println!(

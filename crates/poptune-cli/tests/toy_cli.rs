@@ -54,6 +54,29 @@ fn toy_json_reproduces_the_paper() {
     }
 }
 
+/// PB2 on the toy: the GP bandit finds h that move both coordinates at once, and reaches the
+/// optimum on every seed, where PBT's Gaussian noise zig-zags (its mean is about 1.18).
+#[test]
+fn toy_with_pb2_reaches_the_optimum() {
+    let out = poptune(&["toy", "--seeds", "20", "--json", "--algorithm", "pb2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    assert_eq!(report["algorithm"], "pb2");
+    let pb2 = variant(&report, "pbt");
+    assert!(pb2["min"].as_f64().unwrap() > 1.19, "{pb2}");
+    let pbt: serde_json::Value =
+        serde_json::from_slice(&poptune(&["toy", "--seeds", "20", "--json"]).stdout).unwrap();
+    assert!(
+        pb2["mean"].as_f64().unwrap() > variant(&pbt, "pbt")["mean"].as_f64().unwrap(),
+        "PB2 {pb2} against PBT"
+    );
+    assert_eq!(pbt["algorithm"], "pbt");
+}
+
 #[test]
 fn toy_table_and_figure() {
     let dir = std::env::temp_dir().join(format!("poptune-toy-{}", std::process::id()));

@@ -41,6 +41,9 @@ pub struct ToyConfig {
     pub inherit: Inherit,
     /// Worker threads (default 1: the toy is far too small to gain from more).
     pub workers: usize,
+    /// PBT (default), or PB2 choosing h instead of the Gaussian noise.
+    #[serde(default)]
+    pub algorithm: crate::policy::Algorithm,
 }
 
 impl Default for ToyConfig {
@@ -52,6 +55,7 @@ impl Default for ToyConfig {
             noise: 0.1,
             inherit: Inherit::WeightsOnly,
             workers: 1,
+            algorithm: crate::policy::Algorithm::Pbt,
         }
     }
 }
@@ -126,6 +130,7 @@ impl ToyConfig {
             explore: Explore::gaussian(self.noise),
             inherit: self.inherit,
             sync: SyncMode::Synchronous,
+            algorithm: self.algorithm.clone(),
             ..Policy::default()
         };
         let initial = vec![

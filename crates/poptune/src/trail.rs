@@ -127,7 +127,7 @@ pub fn newest_intervals<'a>(
     let mut all: Vec<(MemberId, &Interval)> = trails
         .flat_map(|(m, t)| t.intervals.iter().map(move |i| (m, i)))
         .collect();
-    all.sort_by(|a, b| (a.1.t, a.1.t0, a.0).cmp(&(b.1.t, b.1.t0, b.0)));
+    all.sort_by_key(|a| (a.1.t, a.1.t0, a.0));
     let skip = all.len().saturating_sub(max);
     all.split_off(skip)
 }
