@@ -70,6 +70,56 @@ fn decisions(c: &mut Criterion) {
     g.finish();
 }
 
+/// FIRE-PBT's decisions at a population of 12 and 120 (a third evaluators, each evaluating a
+/// member of P2 with a 100-point curve): a member of P1 (it checks every evaluator for a win
+/// against it, then ranks P1), a member of P2 (it ranks P2 by the evaluators' curves) and an
+/// evaluator.
+fn fire(c: &mut Criterion) {
+    use poptune::fire::Fire;
+    use poptune::trail::Evaluation;
+    use poptune::Algorithm;
+    let s = space();
+    let mut g = c.benchmark_group("fire_decide");
+    for n in [12usize, 120] {
+        let Some(fire) = Fire::for_population(n) else {
+            continue;
+        };
+        let policy = Policy {
+            algorithm: Algorithm::Fire(fire.clone()),
+            ..Policy::default()
+        };
+        let mut pop = population(n);
+        let mut rng = rng_for(5, Stream::Decision, 0, 0, 0);
+        for m in 0..n {
+            for t in 0..100u64 {
+                let r = t as f64 / 100.0 + 0.1 * rng.random::<f64>();
+                pop.trail_mut(m).push_point(t + 1, r);
+            }
+        }
+        let p2 = fire.sub(1);
+        for (i, e) in fire.evaluator_ids().enumerate() {
+            pop.trail_mut(e).evaluation = Some(Evaluation {
+                parent: p2.start + i % p2.len(),
+                parent_epoch: 0,
+                child: 0,
+                child_epoch: 0,
+                start: 0,
+            });
+        }
+        for (name, m) in [("p1", 1), ("p2", p2.start), ("evaluator", n - 1)] {
+            let mut k = 0u64;
+            g.bench_with_input(BenchmarkId::new(name, n), &n, |b, _| {
+                b.iter(|| {
+                    k += 1;
+                    let mut rng = rng_for(3, Stream::Decision, m, k, 0);
+                    black_box(policy.decide(&s, black_box(&pop), m, &mut rng))
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 fn throughput(c: &mut Criterion) {
     let mut g = c.benchmark_group("noop_throughput");
     g.sample_size(20);
@@ -118,5 +168,5 @@ fn toy(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, decisions, throughput, toy);
+criterion_group!(benches, decisions, fire, throughput, toy);
 criterion_main!(benches);

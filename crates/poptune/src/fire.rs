@@ -252,14 +252,19 @@ impl Fire {
             })
             .filter(|(_, c)| c.len() >= 2)
             .collect();
+        let smoothed: Vec<Vec<f64>> = curves
+            .iter()
+            .map(|(_, c)| smooth(c, self.smoothing))
+            .collect();
         let mut ranked: Vec<(f64, MemberId)> = curves
             .iter()
-            .map(|(p, c)| {
-                let s = smooth(c, self.smoothing);
+            .zip(&smoothed)
+            .map(|((p, c), s)| {
                 let fit: f64 = curves
                     .iter()
-                    .filter(|(q, _)| q != p)
-                    .map(|(_, d)| best_score_diff(c, &s, d, &smooth(d, self.smoothing)))
+                    .zip(&smoothed)
+                    .filter(|((q, _), _)| q != p)
+                    .map(|((_, d), ds)| best_score_diff(c, s, d, ds))
                     .sum();
                 (fit, *p)
             })
