@@ -234,3 +234,70 @@ fn postgres_workers_make_the_same_pb2_and_fire_decisions_as_a_local_run() {
         );
     }
 }
+
+/// A synchronous PB2 or FIRE-PBT run killed (SIGKILL) at many points and run again ends as
+/// an uninterrupted one: same decisions, same trails (PB2's intervals, FIRE-PBT's curves and
+/// evaluations come back from the store).
+#[test]
+fn killed_pb2_and_fire_runs_resume_to_the_same_decisions() {
+    for (algorithm, population) in [("pb2", 6), ("fire", 7)] {
+        let slow = |dir: &Path| {
+            let file = experiment(dir, "alg", algorithm, population);
+            let text = std::fs::read_to_string(&file).unwrap().replace(
+                "[trainable]\n",
+                "[trainable]\nenv = { POPTUNE_NOOP_SLEEP = \"0.003\" }\n",
+            );
+            std::fs::write(&file, text).unwrap();
+            file
+        };
+        let reference = tempfile::tempdir().unwrap();
+        let file = slow(reference.path());
+        let start = std::time::Instant::now();
+        run_local(&file);
+        let full = start.elapsed();
+        let (store, _) = poptune_run::local::open_dir(&reference.path().join("run")).unwrap();
+        let want_events = decisions(&store.events().unwrap());
+        let want_trails: Vec<_> = store
+            .members()
+            .unwrap()
+            .into_iter()
+            .map(|m| m.trail)
+            .collect();
+        assert!(!want_events.is_empty());
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = slow(dir.path());
+        let mut kills = 0;
+        for i in 0..8u32 {
+            let mut child = poptune()
+                .args(["run", file.to_str().unwrap(), "--quiet"])
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(full.mul_f64(0.1 + 0.1 * f64::from(i % 5)));
+            if child.try_wait().unwrap().is_none() {
+                child.kill().unwrap();
+                kills += 1;
+            }
+            child.wait().unwrap();
+        }
+        assert!(
+            kills > 2,
+            "{algorithm}: the test must interrupt runs ({kills} kills)"
+        );
+        run_local(&file);
+        let (store, _) = poptune_run::local::open_dir(&dir.path().join("run")).unwrap();
+        assert_eq!(
+            decisions(&store.events().unwrap()),
+            want_events,
+            "{algorithm}: a killed and resumed run decided differently"
+        );
+        let trails: Vec<_> = store
+            .members()
+            .unwrap()
+            .into_iter()
+            .map(|m| m.trail)
+            .collect();
+        assert_eq!(trails, want_trails, "{algorithm}: trails differ");
+    }
+}
