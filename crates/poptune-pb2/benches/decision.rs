@@ -5,44 +5,13 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use poptune::{Hyperparams, Param, Space};
-use poptune_pb2::{decide, suggest, Config, Pb2Data, Query};
-use rand::{Rng, SeedableRng};
+use poptune::Hyperparams;
+use poptune_pb2::{decide, suggest, Config, Query};
+use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
-fn space() -> Space {
-    Space::new()
-        .with("lr", Param::log_float(1e-4, 1e-1))
-        .with("momentum", Param::float(0.0, 0.99))
-        .with("layers", Param::int(1, 8))
-}
-
-/// `rows` intervals of a population of 20 with random hyperparameters.
-fn data(rows: usize) -> (Pb2Data, f64) {
-    let s = space();
-    let mut rng = Pcg64Mcg::seed_from_u64(1);
-    let mut d = Pb2Data::new();
-    let members = 20;
-    let mut reward = vec![0.0; members];
-    let mut t = 0;
-    for m in 0..members {
-        d.observe(m, 0.0, 0.0, &s.sample(&mut rng)).unwrap_or(false);
-    }
-    while d.len() < rows {
-        t += 1;
-        for (m, r) in reward.iter_mut().enumerate() {
-            let h = s.sample(&mut rng);
-            let lr = h.f64("lr").unwrap_or(1e-3).log10();
-            *r += 1.0 / t as f64 - 0.1 * (lr + 2.0).powi(2) + 0.05 * rng.random::<f64>();
-            d.observe(m, t as f64, *r, &h).unwrap_or(false);
-            if d.len() == rows {
-                break;
-            }
-        }
-    }
-    let best = reward.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    (d, best)
-}
+mod common;
+use common::{data, space};
 
 fn decision(c: &mut Criterion) {
     let s = space();
