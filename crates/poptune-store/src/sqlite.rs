@@ -500,6 +500,35 @@ mod tests {
         });
     }
 
+    /// A version 2 store (members without a trail) opens, gains the column, and its members
+    /// read back with empty trails.
+    #[test]
+    fn a_version_2_store_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("experiment.db");
+        {
+            let mut s = SqliteStore::open(&path).unwrap();
+            s.create(
+                "exp",
+                "{}",
+                &[MemberRow::new(0, Hyperparams::new().with("lr", 0.1))],
+            )
+            .unwrap();
+        }
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "ALTER TABLE members DROP COLUMN trail;
+             UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+        drop(conn);
+        let s = SqliteStore::open(&path).unwrap();
+        let members = s.members().unwrap();
+        assert_eq!(members.len(), 1);
+        assert!(members[0].trail.is_empty());
+        assert_eq!(s.meta("schema_version").unwrap().as_deref(), Some("3"));
+    }
+
     #[test]
     fn refuses_a_newer_schema() {
         let dir = tempfile::tempdir().unwrap();
