@@ -11,6 +11,7 @@ use poptune_run::local as durable;
 use poptune_store::Store;
 
 use crate::error::BurnError;
+use crate::schedules::{draw_error, drawing, frame};
 
 type Result<T> = std::result::Result<T, BurnError>;
 
@@ -79,7 +80,7 @@ pub fn plot(dir: &Path, title: &str, out: &Path) -> Result<()> {
         return Err(BurnError::Missing("no steps to draw".into()));
     }
     let pad = ((hi - lo) * 0.05).max(1e-3);
-    let frame = (
+    let spec = (
         title,
         def.metric.as_str(),
         0.0..xmax,
@@ -89,16 +90,18 @@ pub fn plot(dir: &Path, title: &str, out: &Path) -> Result<()> {
     let svg = out.with_extension("svg");
     draw(
         BitMapBackend::new(&png, (1000, 550)).into_drawing_area(),
-        &frame,
-        &stretches,
-        &wins,
-    )?;
-    draw(
-        SVGBackend::new(&svg, (1000, 550)).into_drawing_area(),
-        &frame,
+        &spec,
         &stretches,
         &wins,
     )
+    .map_err(|e| drawing(e, &png))?;
+    draw(
+        SVGBackend::new(&svg, (1000, 550)).into_drawing_area(),
+        &spec,
+        &stretches,
+        &wins,
+    )
+    .map_err(|e| drawing(e, &svg))
 }
 
 type FrameSpec<'a> = (&'a str, &'a str, std::ops::Range<f64>, std::ops::Range<f64>);
@@ -112,17 +115,8 @@ fn draw<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| {
-        BurnError::View(poptune_view::ViewError::Draw(format!("{e:?}")))
-    };
-    root.fill(&WHITE).map_err(err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(*title, ("sans-serif", 20))
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(x.clone(), y.clone())
-        .map_err(err)?;
+    let err = draw_error::<DB>;
+    let mut chart = frame(&root, title, 20, x.clone(), y.clone())?;
     chart
         .configure_mesh()
         .x_desc("steps of training behind the state")

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use poptune::lineage::schedule;
 use poptune_run::local as durable;
@@ -75,8 +76,37 @@ pub fn plot(runs: &[(String, PathBuf)], param: &str, title: &str, out: &Path) ->
     Ok(())
 }
 
+/// A drawing error, as the library reports it.
+pub(crate) fn draw_error<DB: DrawingBackend>(e: DrawingAreaErrorKind<DB::ErrorType>) -> BurnError
+where
+    DB::ErrorType: 'static,
+{
+    BurnError::View(poptune_view::ViewError::Draw(format!("{e:?}")))
+}
+
+/// A white chart over `x` × `y` with `title`: the frame every figure of this crate uses.
+pub(crate) fn frame<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, plotters::coord::Shift>,
+    title: &str,
+    caption: u32,
+    x: std::ops::Range<f64>,
+    y: std::ops::Range<f64>,
+) -> Result<ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(draw_error::<DB>)?;
+    ChartBuilder::on(root)
+        .caption(title, ("sans-serif", caption))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x, y)
+        .map_err(draw_error::<DB>)
+}
+
 /// A drawing error, with the file it was drawing.
-fn drawing(e: BurnError, path: &Path) -> BurnError {
+pub(crate) fn drawing(e: BurnError, path: &Path) -> BurnError {
     BurnError::View(poptune_view::ViewError::Draw(format!(
         "{}: {e}",
         path.display()
@@ -98,17 +128,8 @@ fn draw<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| {
-        BurnError::View(poptune_view::ViewError::Draw(format!("{e:?}")))
-    };
-    root.fill(&WHITE).map_err(err)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(f.title, ("sans-serif", 22))
-        .margin(15)
-        .x_label_area_size(40)
-        .y_label_area_size(70)
-        .build_cartesian_2d(f.x.clone(), f.y.clone())
-        .map_err(err)?;
+    let err = draw_error::<DB>;
+    let mut chart = frame(&root, f.title, 22, f.x.clone(), f.y.clone())?;
     chart
         .configure_mesh()
         .x_desc("steps of training")

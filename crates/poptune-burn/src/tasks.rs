@@ -108,9 +108,7 @@ impl Method {
     /// The name of the algorithm in the experiment file.
     fn name_of_algorithm(self) -> &'static str {
         match self {
-            Method::Pb2 => "pb2",
-            Method::Pb2Mix => "pb2-mix",
-            Method::Fire => "fire",
+            Method::Pb2 | Method::Pb2Mix | Method::Fire => self.name(),
             _ => "pbt",
         }
     }

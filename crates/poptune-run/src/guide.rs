@@ -8,16 +8,6 @@ use poptune_pb2::{Config, Pb2Data, Query, Row, DEFAULT_CAPACITY};
 /// `poptune-pb2` and `docs/pb2.md`).
 pub struct Pb2Guide;
 
-/// The decision's settings: the algorithm's, with the final fit on the newest 200 rows of the
-/// window (the GP still conditions on the whole window), which keeps a decision at 1,000 rows
-/// well under a second (`docs/benchmarks.md`).
-pub fn config() -> Config {
-    Config {
-        fit_rows: 200,
-        ..Config::default()
-    }
-}
-
 /// PB2's rows from the population's trails: the newest 1,000 intervals, in step order.
 pub fn data(pop: &Population) -> Pb2Data {
     let mut data = Pb2Data::with_capacity(DEFAULT_CAPACITY);
@@ -57,6 +47,7 @@ impl Guide for Pb2Guide {
         let q = Query::new(space, &data, d.step as f64, donor_r, base)
             .chosen(chosen_now)
             .mix(policy.algorithm == Algorithm::Pb2Mix);
-        poptune_pb2::decide(&q, &config(), &mut rng).h
+        // The crate's defaults (the final fit on the newest 200 rows of the window).
+        poptune_pb2::decide(&q, &Config::default(), &mut rng).h
     }
 }
