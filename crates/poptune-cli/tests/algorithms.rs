@@ -235,6 +235,61 @@ fn postgres_workers_make_the_same_pb2_and_fire_decisions_as_a_local_run() {
     }
 }
 
+/// Asynchronous PB2 on PostgreSQL workers: the decisions are made on a snapshot outside the
+/// ready transaction and settled inside it. Every member trains to the end, and every exploit
+/// recorded copies a better member with hyperparameters inside the space.
+#[cfg(feature = "pg-tests")]
+#[test]
+fn asynchronous_pb2_on_postgres_workers_trains_every_member_and_records_its_decisions() {
+    use poptune_pg::PostgresStore;
+    let url = std::env::var("POPTUNE_TEST_PG_URL")
+        .expect("POPTUNE_TEST_PG_URL is not set: start a server with scripts/pg-test-server");
+    let tmp = tempfile::tempdir().unwrap();
+    let name = format!("async-pb2-{}", std::process::id());
+    let file = experiment(tmp.path(), &name, "pb2", 6);
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("sync = \"synchronous\"", "sync = \"asynchronous\"");
+    std::fs::write(&file, text).unwrap();
+    let mut first = poptune()
+        .args(["run", file.to_str().unwrap(), "--store", &url, "--quiet"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut second = poptune()
+        .args(["worker", "--store", &url, "--experiment", &name, "--quiet"])
+        .spawn()
+        .unwrap();
+    assert!(first.wait().unwrap().success());
+    assert!(second.wait().unwrap().success());
+    let mut store = PostgresStore::open(&url, &name).unwrap();
+    assert_eq!(
+        store.status().unwrap().0,
+        poptune_store::RunStatus::Finished
+    );
+    let members = store.members().unwrap();
+    assert!(
+        members.iter().all(|m| m.done && m.step == 40),
+        "{members:?}"
+    );
+    assert!(members.iter().all(|m| !m.trail.intervals.is_empty()));
+    let events = store.events().unwrap();
+    assert!(!events.is_empty(), "no member exploited");
+    for e in &events {
+        let lr = e.new_h.f64("lr").unwrap();
+        assert!((0.1..=10.0).contains(&lr), "lr {lr} left the space");
+        assert!(e.donor_score.unwrap() > e.recipient_score, "{e:?}");
+    }
+    // Each decision moved the member's decision count on once.
+    let decided: u64 = members.iter().map(|m| m.decisions).sum();
+    assert!(
+        decided >= events.len() as u64,
+        "{decided} decisions, {} events",
+        events.len()
+    );
+    let _ = store.delete();
+}
+
 /// A synchronous PB2 or FIRE-PBT run killed (SIGKILL) at many points and run again ends as
 /// an uninterrupted one: same decisions, same trails (PB2's intervals, FIRE-PBT's curves and
 /// evaluations come back from the store).

@@ -95,6 +95,23 @@ impl PostgresStore {
         })
     }
 
+    /// What a ready transaction would read ([`ReadyView`]), read in one snapshot without
+    /// taking any lock: for a decision made ahead of the ready transaction (PB2's), so that its
+    /// cost is not paid while the experiment's lock is held.
+    pub fn snapshot(&self) -> Result<ReadyView, StoreError> {
+        let mut c = self.client.lock().unwrap_or_else(|e| e.into_inner());
+        let exp = self.experiment.clone();
+        let mut tx = c
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(|e| self.db(e))?;
+        let view = self.ready_view(&mut tx, &exp)?;
+        tx.commit().map_err(|e| self.db(e))?;
+        Ok(view)
+    }
+
     /// A ready transaction for `owner`, who holds the lease on `member`: locks the experiment,
     /// checks the lease (held by `owner` and not run out by the database's clock, both when
     /// the transaction starts and in the statement that releases it, just before the commit),

@@ -176,3 +176,39 @@ fn a_cut_connection_is_named_and_reconnects() {
     assert_eq!(s.members().unwrap().len(), 1);
     s.delete().unwrap();
 }
+
+/// A snapshot reads what a ready transaction reads, takes no lock (a ready transaction of
+/// another worker is not kept waiting by one), and leaves the lease alone.
+#[test]
+fn a_snapshot_reads_the_ready_view_without_a_lock() {
+    let url = url();
+    let (mut s, name) = one_member(&url, "snapshot");
+    assert!(s
+        .claim("w", Duration::from_secs(30), None)
+        .unwrap()
+        .is_some());
+    let view = s.snapshot().unwrap();
+    assert_eq!(view.members.len(), 1);
+    assert_eq!(view.members[0].failures, 0);
+    assert_eq!(view.events, 0);
+    // While another connection holds the experiment's lock (a ready transaction in progress),
+    // a snapshot still answers.
+    let mut other = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut tx = other.transaction().unwrap();
+    tx.execute(
+        "SELECT 1 FROM poptune_experiments WHERE name = $1 FOR UPDATE",
+        &[&name],
+    )
+    .unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let reader = PostgresStore::open(&url, &name).unwrap();
+    std::thread::spawn(move || {
+        let _ = done_tx.send(reader.snapshot().map(|v| v.members.len()));
+    });
+    let got = done_rx.recv_timeout(Duration::from_secs(20));
+    tx.rollback().unwrap();
+    assert_eq!(got.expect("the snapshot waited for the lock").unwrap(), 1);
+    // The lease is still the claimer's: its ready transaction records.
+    assert_eq!(try_ready(&s, "w"), Ready::Done(()));
+    assert_eq!(s.members().unwrap()[0].failures, 1);
+}

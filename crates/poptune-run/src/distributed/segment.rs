@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use poptune::ExperimentDef;
+use poptune::{Decision, ExperimentDef};
 use poptune_pg::{PostgresStore, Ready, ReadyView};
 use poptune_store::{CheckpointRow, Checkpoints, Commit, Leases, MemberRow, RunStatus};
 
@@ -13,7 +13,7 @@ use super::outage::Outage;
 use crate::book::garbage;
 use crate::fault::{Failure, Fault, FaultKind};
 use crate::pool::{Cancel, SegmentRequest, Worker};
-use crate::settle::{Books, Finished, Trained};
+use crate::settle::{decide_ahead, sync, Books, Finished, Trained};
 use crate::RunError;
 
 /// What a slot needs to train one claimed member under its lease.
@@ -100,17 +100,15 @@ impl Leased<'_> {
         stop: u64,
         r: Result<Trained, Failure>,
     ) -> Result<Ready<Recorded>, RunError> {
+        let seg = Finished {
+            member: m,
+            stop,
+            outcome: r,
+        };
+        let decided = self.decide_ahead(&seg);
         loop {
             let tried = self.store.ready(self.owner, m, |view| {
-                record(
-                    self.def,
-                    view,
-                    Finished {
-                        member: m,
-                        stop,
-                        outcome: r.clone(),
-                    },
-                )
+                record(self.def, view, seg.clone(), decided.clone())
             });
             match tried {
                 Ok(ready) => return Ok(ready),
@@ -118,6 +116,38 @@ impl Leased<'_> {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+}
+
+impl Leased<'_> {
+    /// An asynchronous guided decision (PB2's) that the segment leads to, made on a snapshot
+    /// read without the experiment's lock, so that the ready transaction holds the lock no
+    /// longer than a PBT decision does (the lease, still renewed by the heartbeat, keeps the
+    /// member this worker's meanwhile). `None` when there is none, or the snapshot could not
+    /// be read: the ready transaction then decides itself.
+    fn decide_ahead(&self, seg: &Finished) -> Option<Decision> {
+        let def = self.def;
+        if sync(def) || seg.outcome.is_err() || !def.policy.algorithm.keeps_intervals() {
+            return None;
+        }
+        let view = match self.store.snapshot() {
+            Ok(view) => view,
+            Err(e) => {
+                tracing::debug!(
+                    "member {}: deciding in the ready transaction: {e}",
+                    seg.member
+                );
+                return None;
+            }
+        };
+        decide_ahead(
+            def,
+            view.members,
+            view.tally,
+            view.events,
+            seg,
+            view.elapsed,
+        )
     }
 }
 
@@ -246,7 +276,12 @@ pub(super) fn short_hash(s: &str) -> String {
 /// The ready transaction's content: the segment (or fault) settled on the state the
 /// transaction read, and the garbage. Returns the commit, and the checkpoints to delete, the
 /// fault if any, and a fatal error if the run cannot go on.
-fn record(def: &ExperimentDef, view: ReadyView, seg: Finished) -> (Commit, Recorded) {
+fn record(
+    def: &ExperimentDef,
+    view: ReadyView,
+    seg: Finished,
+    decided: Option<Decision>,
+) -> (Commit, Recorded) {
     let mut c = Commit::default();
     // A store without a tally (written before tallies existed) counts exploits and faults
     // from here on.
@@ -255,7 +290,7 @@ fn record(def: &ExperimentDef, view: ReadyView, seg: Finished) -> (Commit, Recor
         books.stop = Some(why.clone());
     }
     let fault = seg.outcome.as_ref().err().map(|(f, _)| f.clone());
-    let out = books.settle(def, seg, view.elapsed, &mut c);
+    let out = books.settle_decided(def, seg, view.elapsed, decided, &mut c);
     let mut index = view.index;
     index.extend(c.checkpoints.iter().cloned());
     let referenced = books.members.iter().filter_map(|r| r.checkpoint.as_deref());

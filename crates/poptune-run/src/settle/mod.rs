@@ -27,7 +27,7 @@ pub struct Trained {
 }
 
 /// One segment's end, to settle.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Finished {
     /// The member.
     pub member: usize,
@@ -507,7 +507,7 @@ pub fn last_lines(text: &str, n: usize) -> &str {
     &text[start..]
 }
 
-fn sync(def: &ExperimentDef) -> bool {
+pub(crate) fn sync(def: &ExperimentDef) -> bool {
     def.policy.sync == SyncMode::Synchronous
 }
 
@@ -519,7 +519,7 @@ pub fn time_is_up(def: &ExperimentDef, elapsed: f64) -> Option<String> {
 
 mod defer;
 
-pub use defer::Pending;
+pub use defer::{decide_ahead, Pending};
 
 #[cfg(test)]
 mod tests;

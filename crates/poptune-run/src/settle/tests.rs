@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use poptune::{ExperimentDef, Mode, Param, Policy, Space, StopRules, SyncMode, TrainableDef};
+use poptune::{
+    ExperimentDef, Hyperparams, Mode, Param, Policy, Space, StopRules, SyncMode, TrainableDef,
+};
 use poptune_store::{MemoryStore, RunStatus, Store};
 
 use super::*;
@@ -323,4 +325,132 @@ fn last_lines_keeps_the_end_of_a_text() {
     assert_eq!(last_lines("a\nb", 5), "a\nb");
     assert_eq!(last_lines("", 3), "");
     assert_eq!(last_lines("é\nü\n", 1), "ü");
+}
+
+/// A PB2 experiment of two members, asynchronous: the weak one exploits the strong one at
+/// step 5. The books are read back from the store, as a worker's ready transaction reads them.
+fn pb2_at_the_weak_members_ready_point() -> (ExperimentDef, MemoryStore, Finished) {
+    let mut def = def(2, SyncMode::Asynchronous, StopRules::steps(20));
+    def.policy.algorithm = poptune::Algorithm::Pb2;
+    let (mut store, mut books) = start(&def);
+    let strong = trained(&books, 0, 5, 0.9);
+    settle(&def, &mut store, &mut books, strong);
+    let weak = trained(&books, 1, 5, 0.1);
+    (def, store, weak)
+}
+
+fn books_from(def: &ExperimentDef, store: &MemoryStore) -> Books {
+    let events = store.events().unwrap().len() as u64;
+    Books::new(
+        def,
+        store.members().unwrap(),
+        store.tally().unwrap(),
+        events,
+        0,
+        0,
+    )
+}
+
+#[test]
+fn a_guided_decision_made_ahead_is_the_one_made_inside_when_nothing_changed() {
+    let (def, store, weak) = pb2_at_the_weak_members_ready_point();
+    let ahead = decide_ahead(
+        &def,
+        store.members().unwrap(),
+        store.tally().unwrap(),
+        0,
+        &weak,
+        0.0,
+    )
+    .expect("the weak member is at a ready point");
+    let poptune::Decision::Exploit { donor, h } = &ahead else {
+        panic!("the weak member should exploit: {ahead:?}");
+    };
+    assert_eq!(*donor, 0);
+    // Inside: the same decision, from the same state and the same decision RNG.
+    let mut books = books_from(&def, &store);
+    let mut c = Commit::default();
+    books.settle_decided(&def, weak.clone(), 0.0, None, &mut c);
+    assert_eq!(c.events.len(), 1, "{:?}", c.events);
+    assert_eq!(&c.events[0].new_h, h);
+    // Nothing is decided ahead for a PBT experiment, or for a fault.
+    let mut pbt = def.clone();
+    pbt.policy.algorithm = poptune::Algorithm::Pbt;
+    let members = store.members().unwrap();
+    assert_eq!(
+        decide_ahead(&pbt, members.clone(), None, 0, &weak, 0.0),
+        None
+    );
+    let fault = Finished {
+        outcome: Err((Fault::new(FaultKind::Crash, "x"), String::new())),
+        ..weak
+    };
+    assert_eq!(decide_ahead(&def, members, None, 0, &fault, 0.0), None);
+}
+
+#[test]
+fn a_segment_settled_with_a_decision_made_ahead_applies_that_decision() {
+    let (def, mut store, weak) = pb2_at_the_weak_members_ready_point();
+    let given = Hyperparams::new().with("lr", 0.123);
+    let mut books = books_from(&def, &store);
+    let decisions = books.members[1].decisions;
+    let mut c = Commit::default();
+    let out = books.settle_decided(
+        &def,
+        weak,
+        0.0,
+        Some(poptune::Decision::Exploit {
+            donor: 0,
+            h: given.clone(),
+        }),
+        &mut c,
+    );
+    assert!(out.requeue && !out.finished && out.deferred.is_none());
+    assert_eq!(c.events.len(), 1, "{:?}", c.events);
+    assert_eq!((c.events[0].donor, &c.events[0].new_h), (Some(0), &given));
+    // The member's row is written once, with the decision in it.
+    let rows: Vec<_> = c.members.iter().filter(|r| r.id == 1).collect();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].h, given);
+    assert_eq!(rows[0].decisions, decisions + 1);
+    assert_eq!(rows[0].checkpoint.as_deref(), Some("m0-s5"), "the donor's");
+    store.commit(&c).unwrap();
+    assert_eq!(store.members().unwrap()[1].h, given);
+    assert_eq!(store.tally().unwrap().unwrap().exploits, 1);
+}
+
+#[test]
+fn a_decision_made_ahead_against_a_donor_that_fell_behind_is_not_applied() {
+    let (def, store, weak) = pb2_at_the_weak_members_ready_point();
+    let mut books = books_from(&def, &store);
+    // Member 1 trains past the donor before the decision lands.
+    let weak = Finished { stop: 10, ..weak };
+    let weak = match weak.outcome {
+        Ok(t) => Finished {
+            outcome: Ok(Trained {
+                steps: (1..=10)
+                    .map(|step| Step {
+                        step,
+                        score: 0.1,
+                        metrics: vec![],
+                    })
+                    .collect(),
+                ..t
+            }),
+            ..weak
+        },
+        Err(_) => unreachable!(),
+    };
+    let mut c = Commit::default();
+    let stale = poptune::Decision::Exploit {
+        donor: 0,
+        h: Hyperparams::new().with("lr", 0.5),
+    };
+    books.settle_decided(&def, weak, 0.0, Some(stale), &mut c);
+    assert!(
+        c.events.is_empty(),
+        "copied a member behind it: {:?}",
+        c.events
+    );
+    assert_eq!(books.members[1].step, 10);
 }
