@@ -43,6 +43,7 @@ mod norm;
 mod phase;
 mod posterior;
 mod suggest;
+mod vexp;
 
 use poptune::{Hyperparams, Space};
 use rand::Rng;
