@@ -2,12 +2,11 @@
 //! and its gradient (through a Cholesky factor), the fit of the hyperparameters, and the
 //! likelihoods of every leading window from one factorisation.
 
-use faer::{Mat, MatMut};
+use faer::Mat;
 
-use crate::kernel::{Coef, Hyper, Shape, BOUNDS};
+use crate::kernel::{Coef, Hyper, Pair, Shape, BOUNDS};
 use crate::lbfgs::{self, Settings};
 use crate::linalg::Factor;
-use crate::vexp::exp_in_place;
 
 /// Added to the diagonal, relative to σ², so that a factorisation near the noise's lower
 /// bound stays well conditioned.
@@ -16,59 +15,23 @@ pub(crate) const JITTER: f64 = 1e-8;
 const LN_2PI: f64 = 1.837_877_066_409_345_5;
 
 /// The pair quantities of `n` inputs, lower triangle packed column by column (the order in
-/// which the Gram matrix is filled), one array per quantity.
+/// which the Gram matrix is filled).
 pub(crate) struct Pairs {
     n: usize,
-    d2: Vec<f64>,
-    dt: Vec<f64>,
-    ov: Vec<f64>,
+    pairs: Vec<Pair>,
 }
 
 impl Pairs {
     /// The pairs of the first `n` inputs of `x` (row-major, `shape.dim()` columns).
     pub fn new(shape: Shape, x: &[f64], n: usize) -> Pairs {
         let d = shape.dim();
-        let len = n * (n + 1) / 2;
-        let (mut d2, mut dt, mut ov) = (
-            Vec::with_capacity(len),
-            Vec::with_capacity(len),
-            Vec::with_capacity(len),
-        );
+        let mut pairs = Vec::with_capacity(n * (n + 1) / 2);
         for j in 0..n {
             for i in j..n {
-                let p = shape.pair(&x[i * d..(i + 1) * d], &x[j * d..(j + 1) * d]);
-                d2.push(p.d2);
-                dt.push(p.dt);
-                ov.push(p.ov);
+                pairs.push(shape.pair(&x[i * d..(i + 1) * d], &x[j * d..(j + 1) * d]));
             }
         }
-        Pairs { n, d2, dt, ov }
-    }
-
-    /// The kernel of every pair, and its squared-exponential part (the part that depends on
-    /// the lengthscale; the whole kernel for plain PB2): [`Shape::k_grad_fast`]'s `k` and
-    /// `se_part`, with the exponentials taken together.
-    fn kernel(&self, shape: Shape, c: &Coef) -> (Vec<f64>, Option<Vec<f64>>) {
-        if shape.cat == 0 {
-            let mut k: Vec<f64> = (self.dt.iter().zip(&self.d2))
-                .map(|(dt, d2)| c.half_ln_keep * dt - d2 * c.inv_ls)
-                .collect();
-            exp_in_place(&mut k);
-            k.iter_mut().for_each(|v| *v *= c.variance);
-            return (k, None);
-        }
-        let mut vt: Vec<f64> = self.dt.iter().map(|dt| c.half_ln_keep * dt).collect();
-        exp_in_place(&mut vt);
-        let mut se: Vec<f64> = self.d2.iter().map(|d2| -d2 * c.inv_ls).collect();
-        exp_in_place(&mut se);
-        let mut k = Vec::with_capacity(se.len());
-        for ((v, s), ov) in vt.iter_mut().zip(se.iter_mut()).zip(&self.ov) {
-            let (a, b) = shape.weights(*ov);
-            let vt = c.variance * *v;
-            *s *= vt * a;
-            k.push(*s + vt * b);
-        }
-        (k, Some(se))
+        Pairs { n, pairs }
     }
 }
 
@@ -77,97 +40,21 @@ pub(crate) fn diag(h: &Hyper) -> f64 {
     h.noise + JITTER * h.variance
 }
 
-/// Orders from which [`gram`] fills its columns on two threads.
-const PAR_ORDER: usize = 128;
-
 /// The covariance matrix (lower triangle) of the first `n` inputs of `x`, noise and jitter on
-/// the diagonal. Its columns are filled in two fixed parts (from order [`PAR_ORDER`] on two
-/// threads); every entry is computed alone, so the split changes no value.
+/// the diagonal.
 pub(crate) fn gram(shape: Shape, h: &Hyper, x: &[f64], n: usize) -> Mat<f64> {
-    let cols = Columns::new(shape, x, n);
+    let d = shape.dim();
     let c = Coef::new(h);
     let add = diag(h);
     let mut a = Mat::zeros(n, n);
-    let fill = |mut m: MatMut<'_, f64>, from: usize| {
-        let mut scratch = vec![0.0; n];
-        for jj in 0..m.ncols() {
-            let j = from + jj;
-            let col = m.as_mut().col_mut(jj);
-            match col.try_as_col_major_mut() {
-                Some(col) => cols.kernel_column(shape, &c, j, &mut col.as_slice_mut()[j..]),
-                None => {
-                    let out = &mut scratch[j..];
-                    cols.kernel_column(shape, &c, j, out);
-                    let mut col = m.as_mut().col_mut(jj);
-                    for (i, v) in (j..n).zip(out.iter()) {
-                        col[i] = *v;
-                    }
-                }
-            }
-            m[(j, jj)] += add;
+    for j in 0..n {
+        let xj = &x[j * d..(j + 1) * d];
+        for i in j..n {
+            let k = shape.k_fast(&c, shape.pair(&x[i * d..(i + 1) * d], xj));
+            a[(i, j)] = if i == j { k + add } else { k };
         }
-    };
-    // Columns `0..split` hold about half the lower triangle.
-    let split = if n >= PAR_ORDER {
-        n - (n as f64 / std::f64::consts::SQRT_2) as usize
-    } else {
-        n
-    };
-    let (left, right) = a.as_mut().split_at_col_mut(split);
-    if split < n {
-        rayon::join(|| fill(left, 0), || fill(right, split));
-    } else {
-        fill(left, 0);
     }
     a
-}
-
-/// Inputs stored column by column, for the kernel between one input and many.
-struct Columns<'a> {
-    n: usize,
-    x: &'a [f64],
-    t: Vec<f64>,
-    se: Vec<Vec<f64>>,
-}
-
-impl<'a> Columns<'a> {
-    fn new(shape: Shape, x: &'a [f64], n: usize) -> Columns<'a> {
-        let d = shape.dim();
-        Columns {
-            n,
-            x,
-            t: (0..n).map(|i| x[i * d]).collect(),
-            se: (1..1 + shape.se)
-                .map(|k| (0..n).map(|i| x[i * d + k]).collect())
-                .collect(),
-        }
-    }
-
-    /// `out[i - j] = k(x_i, x_j)` for `i` in `j..n` (no noise): for plain PB2 the exponents
-    /// first, then [`exp_in_place`] on all of them.
-    fn kernel_column(&self, shape: Shape, c: &Coef, j: usize, out: &mut [f64]) {
-        let d = shape.dim();
-        if shape.cat > 0 {
-            let xj = &self.x[j * d..(j + 1) * d];
-            for (o, i) in out.iter_mut().zip(j..self.n) {
-                *o = shape.k_fast(c, shape.pair(&self.x[i * d..(i + 1) * d], xj));
-            }
-            return;
-        }
-        let mut d2 = vec![0.0; out.len()];
-        for xs in &self.se {
-            let xj = xs[j];
-            for (s, xi) in d2.iter_mut().zip(&xs[j..]) {
-                *s += (xi - xj) * (xi - xj);
-            }
-        }
-        let tj = self.t[j];
-        for ((o, ti), s) in out.iter_mut().zip(&self.t[j..]).zip(&d2) {
-            *o = c.half_ln_keep * (ti - tj).abs() - s * c.inv_ls;
-        }
-        exp_in_place(out);
-        out.iter_mut().for_each(|o| *o *= c.variance);
-    }
 }
 
 /// The log marginal likelihood of targets `y` and, with `grad`, its gradient with respect to
@@ -181,13 +68,23 @@ pub(crate) fn lml(
 ) -> Option<(f64, [f64; 4])> {
     let n = y.len();
     let add = diag(h);
-    let (k, se_part) = pairs.kernel(shape, &Coef::new(h));
+    let c = Coef::new(h);
     let mut a = Mat::zeros(n, n);
+    // With the gradient, dK/dθ of each pair (packed like the pairs) for the trace below.
+    let mut dks: Vec<[f64; 3]> = Vec::with_capacity(if grad { pairs.pairs.len() } else { 0 });
     let mut at = 0;
     for j in 0..n {
         for i in j..n {
-            a[(i, j)] = if i == j { k[at] + add } else { k[at] };
+            let p = pairs.pairs[at];
             at += 1;
+            let k = if grad {
+                let (k, dk) = shape.k_grad_fast(&c, p);
+                dks.push(dk);
+                k
+            } else {
+                shape.k_fast(&c, p)
+            };
+            a[(i, j)] = if i == j { k + add } else { k };
         }
     }
     let factor = Factor::new(a)?;
@@ -199,19 +96,14 @@ pub(crate) fn lml(
     }
     let mut g = [0.0; 4];
     if grad {
-        // d lml / dθ = ½ tr((α αᵀ - K⁻¹) dK/dθ), summed over the lower triangle, with
-        // dK/dθ as in [`Shape::k_grad_fast`].
+        // d lml / dθ = ½ tr((α αᵀ - K⁻¹) dK/dθ), summed over the lower triangle.
         let inv = factor.inverse();
-        let se_part = se_part.as_ref().unwrap_or(&k);
-        let c = Coef::new(h);
         let mut at = 0;
         for j in 0..n {
             for i in j..n {
                 let w = alpha[i] * alpha[j] - inv[(i, j)];
                 let f = if i == j { 0.5 } else { 1.0 };
-                let d_ls = se_part[at] * pairs.d2[at] * c.inv_ls;
-                let d_eps = -0.5 * k[at] * pairs.dt[at] * c.eps_ratio;
-                for (gk, dkk) in g.iter_mut().zip([k[at], d_ls, d_eps]) {
+                for (gk, dkk) in g.iter_mut().zip(dks[at]) {
                     *gk += f * w * dkk;
                 }
                 if i == j {
@@ -240,7 +132,7 @@ pub(crate) fn fit(
     let settings = Settings {
         max_iter,
         gtol: 1e-5,
-        ftol: lbfgs::SCIPY_FTOL,
+        ftol: 1e-9,
         memory: 6,
     };
     let m = lbfgs::minimize(
@@ -273,54 +165,19 @@ pub(crate) fn window_lmls(factor: &Factor, targets: &[Option<Vec<f64>>]) -> Vec<
         .filter(|&w| targets[w].as_ref().is_some_and(|y| y.len() <= n))
         .collect();
     order.sort_by_key(|&w| targets[w].as_ref().map_or(0, Vec::len));
-    let groups: Vec<&[usize]> = order.chunks(GROUP).collect();
-    // Two threads take the groups up to and past half the work (a group's solve costs about
-    // its longest window squared); each group is solved alone, so the split changes nothing.
-    let cost = |g: &[usize]| {
-        g.last()
-            .and_then(|&w| targets[w].as_ref())
-            .map_or(0, |y| y.len().pow(2))
-    };
-    let total: usize = groups.iter().map(|g| cost(g)).sum();
-    let (mut acc, mut split) = (0, 0);
-    while split < groups.len() && 2 * (acc + cost(groups[split])) <= total {
-        acc += cost(groups[split]);
-        split += 1;
-    }
-    let solve = |gs: &[&[usize]]| -> Vec<(usize, Option<f64>)> {
-        gs.iter()
-            .flat_map(|g| group_lmls(factor, targets, g))
-            .collect()
-    };
-    let (a, b) = rayon::join(|| solve(&groups[..split]), || solve(&groups[split..]));
-    for (w, v) in a.into_iter().chain(b) {
-        out[w] = v;
-    }
-    out
-}
-
-/// The likelihoods of the windows `group` (their targets exist and fit the factor) from one
-/// triangular solve on the leading block of the longest.
-fn group_lmls(
-    factor: &Factor,
-    targets: &[Option<Vec<f64>>],
-    group: &[usize],
-) -> Vec<(usize, Option<f64>)> {
-    let ys: Vec<&Vec<f64>> = group.iter().filter_map(|&w| targets[w].as_ref()).collect();
-    let rows = ys.iter().map(|y| y.len()).max().unwrap_or(0);
-    let mut z = Mat::from_fn(rows, ys.len(), |i, c| ys[c].get(i).copied().unwrap_or(0.0));
-    factor.forward(z.as_mut());
-    group
-        .iter()
-        .zip(&ys)
-        .enumerate()
-        .map(|(c, (&w, y))| {
+    for group in order.chunks(GROUP) {
+        let ys: Vec<&Vec<f64>> = group.iter().filter_map(|&w| targets[w].as_ref()).collect();
+        let rows = ys.iter().map(|y| y.len()).max().unwrap_or(0);
+        let mut z = Mat::from_fn(rows, ys.len(), |i, c| ys[c].get(i).copied().unwrap_or(0.0));
+        factor.forward(z.as_mut());
+        for (c, (&w, y)) in group.iter().zip(&ys).enumerate() {
             let len = y.len();
             let fit: f64 = (0..len).map(|i| z[(i, c)] * z[(i, c)]).sum();
             let value = -0.5 * fit - 0.5 * factor.log_det(len) - 0.5 * len as f64 * LN_2PI;
-            (w, value.is_finite().then_some(value))
-        })
-        .collect()
+            out[w] = value.is_finite().then_some(value);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -421,36 +278,6 @@ mod tests {
     }
 
     #[test]
-    fn the_pairs_kernel_is_the_kernel_and_its_lengthscale_part() {
-        let c = Coef::new(&H);
-        for shape in [Shape { se: 2, cat: 0 }, Shape { se: 2, cat: 1 }] {
-            let x: Vec<f64> = (0..7 * shape.dim())
-                .map(|v| ((v * 5) % 7) as f64 / 3.0)
-                .collect();
-            let pairs = Pairs::new(shape, &x, 7);
-            let (k, se) = pairs.kernel(shape, &c);
-            assert_eq!(se.is_some(), shape.cat > 0);
-            let se = se.unwrap_or_else(|| k.clone());
-            let d = shape.dim();
-            let mut at = 0;
-            for j in 0..7 {
-                for i in j..7 {
-                    let p = shape.pair(&x[i * d..(i + 1) * d], &x[j * d..(j + 1) * d]);
-                    let (want, g) = shape.k_grad_fast(&c, p);
-                    assert!(
-                        (k[at] - want).abs() <= 1e-15 * want.abs(),
-                        "{} vs {want}",
-                        k[at]
-                    );
-                    let d_ls = se[at] * p.d2 * c.inv_ls;
-                    assert!((d_ls - g[1]).abs() <= 1e-15 * g[1].abs().max(1e-300));
-                    at += 1;
-                }
-            }
-        }
-    }
-
-    #[test]
     fn gram_matches_the_pairs_kernel() {
         let (x, y) = data();
         let n = y.len();
@@ -464,26 +291,6 @@ mod tests {
                 );
                 let want = if i == j { k + diag(&H) } else { k };
                 assert!((a[(i, j)] - want).abs() < 1e-13);
-            }
-        }
-    }
-
-    #[test]
-    fn a_gram_matrix_filled_on_two_threads_is_the_kernel() {
-        let n = PAR_ORDER + 37;
-        for shape in [Shape { se: 3, cat: 0 }, Shape { se: 2, cat: 1 }] {
-            let d = shape.dim();
-            let x: Vec<f64> = (0..n * d).map(|v| ((v * 37) % 101) as f64 / 50.0).collect();
-            let a = gram(shape, &H, &x, n);
-            for j in 0..n {
-                for i in j..n {
-                    let k = shape.k(
-                        &H,
-                        shape.pair(&x[i * d..(i + 1) * d], &x[j * d..(j + 1) * d]),
-                    );
-                    let want = if i == j { k + diag(&H) } else { k };
-                    assert!((a[(i, j)] - want).abs() < 1e-13, "{i} {j}");
-                }
             }
         }
     }

@@ -134,7 +134,7 @@ impl Shape {
     }
 
     /// The weights `A` and `B` of `k = σ² · tv · (A · k_se + B)` for an overlap `ov`.
-    pub fn weights(self, ov: f64) -> (f64, f64) {
+    fn weights(self, ov: f64) -> (f64, f64) {
         if self.cat == 0 {
             (1.0, 0.0)
         } else {
@@ -156,9 +156,7 @@ impl Shape {
         }
     }
 
-    /// [`Shape::k_grad`] with the constants precomputed (one `exp` for plain PB2): what
-    /// `gp::Pairs::kernel` computes for many pairs at once.
-    #[cfg(test)]
+    /// [`Shape::k_grad`] with the constants precomputed (one `exp` for plain PB2).
     pub fn k_grad_fast(self, c: &Coef, p: Pair) -> (f64, [f64; 3]) {
         let tv_arg = c.half_ln_keep * p.dt;
         let (k, se_part) = if self.cat == 0 {

@@ -9,10 +9,6 @@
 
 use std::collections::VecDeque;
 
-/// The relative change of the objective below which scipy's L-BFGS-B stops by default
-/// (`factr = 1e7` times the machine epsilon).
-pub(crate) const SCIPY_FTOL: f64 = 1e7 * f64::EPSILON;
-
 /// Settings of one minimisation.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Settings {

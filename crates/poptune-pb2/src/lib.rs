@@ -43,7 +43,6 @@ mod norm;
 mod phase;
 mod posterior;
 mod suggest;
-mod vexp;
 
 use poptune::{Hyperparams, Space};
 use rand::Rng;

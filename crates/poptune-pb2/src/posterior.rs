@@ -8,7 +8,6 @@ use faer::Mat;
 use crate::gp::{diag, gram};
 use crate::kernel::{Coef, Hyper, Shape};
 use crate::linalg::Factor;
-use crate::vexp::exp_in_place;
 
 /// The chosen points' part of the second GP's factor:
 /// `chol([[K, K_c], [K_cᵀ, K_cc]]) = [[L, 0], [Bᵀ, C]]` with `B = L⁻¹ K_c`.
@@ -242,21 +241,13 @@ impl Side {
     /// The kernel values at `u` and, per input, their gradients with respect to `u`.
     fn cross(&self, c: &Coef, u: &[f64]) -> (Vec<f64>, Vec<f64>) {
         let nc = u.len();
-        let rows = self.a.len();
-        let mut e = vec![0.0; rows];
-        for (i, x) in e.iter_mut().enumerate() {
+        let mut k = Vec::with_capacity(self.a.len());
+        let mut dk = vec![0.0; self.a.len() * nc];
+        for (i, (a, b)) in self.a.iter().zip(&self.b).enumerate() {
             let xs = &self.xs[i * nc..(i + 1) * nc];
             let d2: f64 = u.iter().zip(xs).map(|(p, q)| (p - q) * (p - q)).sum();
-            *x = -d2 * c.inv_ls;
-        }
-        exp_in_place(&mut e);
-        let mut k = Vec::with_capacity(rows);
-        let mut dk = vec![0.0; rows * nc];
-        for (i, ((a, b), e)) in self.a.iter().zip(&self.b).zip(e.iter_mut()).enumerate() {
-            *e *= a;
-            let e = *e;
+            let e = a * (-d2 * c.inv_ls).exp();
             k.push(e + b);
-            let xs = &self.xs[i * nc..(i + 1) * nc];
             for (o, (p, q)) in dk[i * nc..(i + 1) * nc].iter_mut().zip(u.iter().zip(xs)) {
                 *o = -2.0 * e * (p - q) * c.inv_ls;
             }

@@ -290,6 +290,8 @@ fn maximise_ucb(
     z.extend_from_slice(&fixed[FIRST_H..]);
     let slice = post.slice(&z, &cols);
     let objective = |us: &[Vec<f64>]| -> Vec<Option<(f64, Vec<f64>)>> {
+        phase::count("#ucb rounds", 1);
+        phase::count("#ucb points", us.len());
         post.evaluate(&slice, us)
             .into_iter()
             .map(|e| {
@@ -302,40 +304,17 @@ fn maximise_ucb(
             .collect()
     };
     let (lo, hi) = (vec![0.0; d], vec![1.0; d]);
-    // scipy's L-BFGS-B defaults (`pgtol`, `factr`).
     let settings = Settings {
         max_iter: config.acq_iters,
-        gtol: 1e-5,
-        ftol: lbfgs::SCIPY_FTOL,
+        gtol: 1e-6,
+        ftol: 1e-9,
         memory: 6,
     };
     let x0s: Vec<Vec<f64>> = (0..config.starts.max(1))
         .map(|_| (0..d).map(|_| rng.random::<f64>()).collect())
         .collect();
-    // Two fixed groups of starts (the first half and the rest), each in lockstep on its own
-    // thread: a start's path does not depend on the other starts, so the split (which never
-    // depends on the machine) only decides which points share a triangular solve.
-    let run = |starts: &[Vec<f64>]| -> (Vec<lbfgs::Minimum>, [usize; 2]) {
-        let mut counts = [0, 0];
-        let batch = |us: &[Vec<f64>]| {
-            counts[0] += 1;
-            counts[1] += us.len();
-            objective(us)
-        };
-        let found = if starts.is_empty() {
-            Vec::new()
-        } else {
-            lbfgs::minimize_many(batch, starts, &lo, &hi, settings)
-        };
-        (found, counts)
-    };
-    let (first, rest) = x0s.split_at(x0s.len().div_ceil(2));
-    let ((mut found, a), (more, b)) = rayon::join(|| run(first), || run(rest));
-    found.extend(more);
-    phase::count("#ucb rounds", a[0].max(b[0]));
-    phase::count("#ucb points", a[1] + b[1]);
     let mut best: Option<lbfgs::Minimum> = None;
-    for m in found {
+    for m in lbfgs::minimize_many(objective, &x0s, &lo, &hi, settings) {
         if best.as_ref().is_none_or(|b| m.f < b.f) {
             best = Some(m);
         }

@@ -252,19 +252,6 @@ fn a_decision_on_a_full_history_is_deterministic_and_in_the_space() {
     assert!(!a.fallback && space.contains(&a.h));
     assert!(a.window >= 200 && a.window <= 1000 && a.window.is_multiple_of(10));
     assert_eq!(a, decide(&q, &Config::default(), &mut rng(1)));
-    // Bit for bit (the debug form of a float is unique to its bits) on any number of threads:
-    // the decision's parallel parts split their work in a fixed way.
-    let bits = format!("{a:?}");
-    for threads in [1, 2, 3, 8] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("a thread pool");
-        for _ in 0..3 {
-            let again = pool.install(|| decide(&q, &Config::default(), &mut rng(1)));
-            assert_eq!(format!("{again:?}"), bits, "{threads} threads");
-        }
-    }
     // The rate peaks at lr = 1e-2.
     let lr = a.h.f64("lr").unwrap().log10();
     assert!((lr + 2.0).abs() < 0.75, "lr 10^{lr}");
