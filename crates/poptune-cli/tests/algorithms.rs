@@ -144,13 +144,17 @@ fn fire_runs_decide_the_same_way_every_time() {
 #[test]
 fn an_asynchronous_pb2_run_trains_every_member_to_the_end() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = experiment(tmp.path(), "async", "pb2", 6);
-    let text = std::fs::read_to_string(&file)
-        .unwrap()
-        .replace("sync = \"synchronous\"", "sync = \"asynchronous\"");
-    std::fs::write(&file, text).unwrap();
+    let file = asynchronous(tmp.path(), "async", "pb2", 6);
     run_local(&file);
     let (store, _) = poptune_run::local::open_dir(&tmp.path().join("run")).unwrap();
+    check_finished_async_pb2(&store);
+}
+
+/// An asynchronous PB2 run of [`asynchronous`] ended: every member trained all 40 steps, every
+/// segment trained from a scored state left an interval in its trail (up to 7 per member,
+/// fewer after exploits move a member to a donor's step), and every exploit copied a better
+/// member with an `lr` in the space.
+fn check_finished_async_pb2(store: &dyn poptune_store::Store) {
     assert_eq!(
         store.status().unwrap().0,
         poptune_store::RunStatus::Finished
@@ -160,16 +164,42 @@ fn an_asynchronous_pb2_run_trains_every_member_to_the_end() {
         members.iter().all(|m| m.done && m.step == 40),
         "{members:?}"
     );
-    // Every ready point of every member left an interval in its trail (8 per member, fewer
-    // after exploits move a member to a donor's step).
-    assert!(members.iter().all(|m| !m.trail.intervals.is_empty()));
     let events = store.events().unwrap();
+    // A member without an interval trained only its first segment (from no score) and then
+    // took the state of a donor that had finished (a slot's first process can start so late
+    // on a busy machine that the other slot trains everyone else to the end meanwhile).
+    for m in members.iter().filter(|m| m.trail.intervals.is_empty()) {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.recipient == m.id && e.step == 5 && e.donor_step == 40),
+            "member {} has no interval: {members:?}\n{events:?}",
+            m.id
+        );
+    }
     assert!(!events.is_empty(), "no member exploited");
     for e in &events {
         let lr = e.new_h.f64("lr").unwrap();
         assert!((0.1..=10.0).contains(&lr), "lr {lr} left the space");
         assert!(e.donor_score.unwrap() > e.recipient_score, "{e:?}");
     }
+    // Each exploit is a decision, counted in the member's row.
+    let decided: u64 = members.iter().map(|m| m.decisions).sum();
+    assert!(
+        decided >= events.len() as u64,
+        "{decided} decisions, {} events",
+        events.len()
+    );
+}
+
+/// The experiment file for `algorithm`, asynchronous.
+fn asynchronous(dir: &Path, name: &str, algorithm: &str, population: usize) -> PathBuf {
+    let file = experiment(dir, name, algorithm, population);
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("sync = \"synchronous\"", "sync = \"asynchronous\"");
+    std::fs::write(&file, text).unwrap();
+    file
 }
 
 #[test]
@@ -246,11 +276,7 @@ fn asynchronous_pb2_on_postgres_workers_trains_every_member_and_records_its_deci
         .expect("POPTUNE_TEST_PG_URL is not set: start a server with scripts/pg-test-server");
     let tmp = tempfile::tempdir().unwrap();
     let name = format!("async-pb2-{}", std::process::id());
-    let file = experiment(tmp.path(), &name, "pb2", 6);
-    let text = std::fs::read_to_string(&file)
-        .unwrap()
-        .replace("sync = \"synchronous\"", "sync = \"asynchronous\"");
-    std::fs::write(&file, text).unwrap();
+    let file = asynchronous(tmp.path(), &name, "pb2", 6);
     let mut first = poptune()
         .args(["run", file.to_str().unwrap(), "--store", &url, "--quiet"])
         .spawn()
@@ -263,30 +289,7 @@ fn asynchronous_pb2_on_postgres_workers_trains_every_member_and_records_its_deci
     assert!(first.wait().unwrap().success());
     assert!(second.wait().unwrap().success());
     let mut store = PostgresStore::open(&url, &name).unwrap();
-    assert_eq!(
-        store.status().unwrap().0,
-        poptune_store::RunStatus::Finished
-    );
-    let members = store.members().unwrap();
-    assert!(
-        members.iter().all(|m| m.done && m.step == 40),
-        "{members:?}"
-    );
-    assert!(members.iter().all(|m| !m.trail.intervals.is_empty()));
-    let events = store.events().unwrap();
-    assert!(!events.is_empty(), "no member exploited");
-    for e in &events {
-        let lr = e.new_h.f64("lr").unwrap();
-        assert!((0.1..=10.0).contains(&lr), "lr {lr} left the space");
-        assert!(e.donor_score.unwrap() > e.recipient_score, "{e:?}");
-    }
-    // Each decision moved the member's decision count on once.
-    let decided: u64 = members.iter().map(|m| m.decisions).sum();
-    assert!(
-        decided >= events.len() as u64,
-        "{decided} decisions, {} events",
-        events.len()
-    );
+    check_finished_async_pb2(&store);
     let _ = store.delete();
 }
 
