@@ -182,7 +182,7 @@ fn a_cut_connection_is_named_and_reconnects() {
 #[test]
 fn a_snapshot_reads_the_ready_view_without_a_lock() {
     let url = url();
-    let (mut s, name) = one_member(&url, "snapshot");
+    let (s, name) = one_member(&url, "snapshot");
     assert!(s
         .claim("w", Duration::from_secs(30), None)
         .unwrap()
