@@ -224,6 +224,23 @@ fn fire_refuses_a_population_that_its_sizes_do_not_add_up_to() {
     );
 }
 
+/// Runs experiment `file` (named `name`) in the store at `url` to its end: `poptune run` and a
+/// second `poptune worker` joining it.
+#[cfg(feature = "pg-tests")]
+fn run_on_two_workers(file: &Path, url: &str, name: &str) {
+    let mut first = poptune()
+        .args(["run", file.to_str().unwrap(), "--store", url, "--quiet"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut second = poptune()
+        .args(["worker", "--store", url, "--experiment", name, "--quiet"])
+        .spawn()
+        .unwrap();
+    assert!(first.wait().unwrap().success());
+    assert!(second.wait().unwrap().success());
+}
+
 #[cfg(feature = "pg-tests")]
 #[test]
 fn postgres_workers_make_the_same_pb2_and_fire_decisions_as_a_local_run() {
@@ -243,17 +260,7 @@ fn postgres_workers_make_the_same_pb2_and_fire_decisions_as_a_local_run() {
             .unwrap_or(0);
         let name = format!("alg-{algorithm}-{}-{nanos}", std::process::id());
         let file = experiment(&dist, &name, algorithm, population);
-        let mut first = poptune()
-            .args(["run", file.to_str().unwrap(), "--store", &url, "--quiet"])
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        let mut second = poptune()
-            .args(["worker", "--store", &url, "--experiment", &name, "--quiet"])
-            .spawn()
-            .unwrap();
-        assert!(first.wait().unwrap().success());
-        assert!(second.wait().unwrap().success());
+        run_on_two_workers(&file, &url, &name);
         let store = PostgresStore::open(&url, &name).unwrap();
         let want = decisions(&local_events(&local.join("run")));
         assert!(!want.is_empty());
@@ -277,17 +284,7 @@ fn asynchronous_pb2_on_postgres_workers_trains_every_member_and_records_its_deci
     let tmp = tempfile::tempdir().unwrap();
     let name = format!("async-pb2-{}", std::process::id());
     let file = asynchronous(tmp.path(), &name, "pb2", 6);
-    let mut first = poptune()
-        .args(["run", file.to_str().unwrap(), "--store", &url, "--quiet"])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let mut second = poptune()
-        .args(["worker", "--store", &url, "--experiment", &name, "--quiet"])
-        .spawn()
-        .unwrap();
-    assert!(first.wait().unwrap().success());
-    assert!(second.wait().unwrap().success());
+    run_on_two_workers(&file, &url, &name);
     let mut store = PostgresStore::open(&url, &name).unwrap();
     check_finished_async_pb2(&store);
     let _ = store.delete();
