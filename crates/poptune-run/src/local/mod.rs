@@ -69,6 +69,9 @@ struct State {
     queue: VecDeque<usize>,
     /// Which members a slot trains now.
     training: Vec<bool>,
+    /// Each member's seconds per step in its last segment (0 until it has trained one in
+    /// this run): which member a free slot takes among equals (`slot::take_next`).
+    pace: Vec<f64>,
     running: usize,
     round_stop: u64,
     fatal: Option<String>,
@@ -336,6 +339,7 @@ fn load(
         unrecorded: 0,
         index,
         training: vec![false; books.members.len()],
+        pace: vec![0.0; books.members.len()],
         books,
         queue,
         running: 0,

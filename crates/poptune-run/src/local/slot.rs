@@ -1,5 +1,6 @@
 //! A slot: one worker that claims members, trains their segments and settles them.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use poptune::{Hyperparams, SyncMode};
@@ -47,7 +48,19 @@ fn claim(shared: &Shared<'_>) -> Option<Job> {
             st = shared.cv.wait(st).unwrap_or_else(|e| e.into_inner());
             continue;
         }
-        if let Some(m) = st.queue.pop_front() {
+        let s = &mut *st;
+        let (members, pace, round_stop) = (&s.books.members, &s.pace, s.round_stop);
+        let next = take_next(&mut s.queue, |m| {
+            let step = members.get(m).map_or(u64::MAX, |r| r.step);
+            let stop = if shared.def.policy.sync == SyncMode::Synchronous {
+                round_stop
+            } else {
+                shared.def.policy.next_stop(step, shared.def.stop.steps)
+            };
+            let pace = pace.get(m).copied().unwrap_or(0.0);
+            (step, pace * stop.saturating_sub(step) as f64)
+        });
+        if let Some(m) = next {
             st.running += 1;
             st.training[m] = true;
             let row = &st.books.members[m];
@@ -87,6 +100,27 @@ fn claim(shared: &Shared<'_>) -> Option<Job> {
     }
 }
 
+/// The next member to train, out of the queue: the one with the fewest steps, and among
+/// those the one whose next segment is expected to take longest (its pace so far: seconds per
+/// step of its last segment; unknown counts as 0), then the first queued. `order` gives a
+/// member's step and its next segment's expected seconds.
+///
+/// Fewest steps first keeps the population in step (as the distributed workers' claims keep
+/// it, `ORDER BY step`): a member that copied a donor ahead of it waits for the others, and
+/// the run does not end on one member left behind, trained segment after segment on one slot
+/// while the other slots idle. Longest first among equals is the classic rule for finishing a
+/// set of unequal jobs on several machines at about the same time: the slow members' last
+/// segments start early, and the quick ones fill the other slots' time.
+fn take_next(queue: &mut VecDeque<usize>, order: impl Fn(usize) -> (u64, f64)) -> Option<usize> {
+    let at = queue
+        .iter()
+        .enumerate()
+        .map(|(i, &m)| (i, order(m)))
+        .min_by(|(_, (sa, ta)), (_, (sb, tb))| sa.cmp(sb).then(tb.total_cmp(ta)))
+        .map(|(i, _)| i)?;
+    queue.remove(at)
+}
+
 /// A slot: one worker (a trainable process, or an in-process trainable). After each segment
 /// it places the checkpoint, settles the result in memory and hands the commit to the
 /// committer; the member can train again at once, while its checkpoint is made durable and
@@ -100,9 +134,16 @@ pub(super) fn slot_loop(
     let log = super::slot_log(&shared.logs, slot);
     let mut worker = workers.worker(slot, &log);
     while let Some(job) = claim(shared) {
+        let began = std::time::Instant::now();
         let outcome = train(shared, worker.as_mut(), &job);
+        let seconds = began.elapsed().as_secs_f64();
         let mut guard = lock(&shared.state);
         let st = &mut *guard;
+        if outcome.is_ok() && job.stop > job.start {
+            if let Some(p) = st.pace.get_mut(job.member) {
+                *p = seconds / (job.stop - job.start) as f64;
+            }
+        }
         if matches!(&outcome, Err((f, _)) if f.kind == FaultKind::Cancelled) {
             // Stopped by hand: nothing of the segment is recorded; it trains again on resume.
             st.running -= 1;
@@ -273,4 +314,20 @@ fn train(shared: &Shared<'_>, worker: &mut dyn Worker, job: &Job) -> Result<Trai
         let _ = std::fs::remove_dir_all(&tmp);
     }
     placed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_least_trained_member_is_claimed_first_then_the_slowest_then_the_first_queued() {
+        // (step, expected seconds of the next segment) of members 0..=4: member 2 copied a
+        // donor ahead; 0, 3 and 4 are behind, 4 is slow, 0 and 3 tie; 1 is unknown.
+        let at = [(40, 1.0), (80, 0.0), (120, 9.0), (40, 1.0), (40, 5.0)];
+        let mut queue: VecDeque<usize> = [2, 1, 3, 0, 4].into();
+        let order: Vec<usize> = std::iter::from_fn(|| take_next(&mut queue, |m| at[m])).collect();
+        assert_eq!(order, vec![4, 3, 0, 1, 2]);
+        assert!(queue.is_empty());
+    }
 }
