@@ -133,17 +133,20 @@ pub(super) fn slot_loop(
 ) {
     let log = super::slot_log(&shared.logs, slot);
     let mut worker = workers.worker(slot, &log);
+    let mut first = true;
     while let Some(job) = claim(shared) {
         let began = std::time::Instant::now();
         let outcome = train(shared, worker.as_mut(), &job);
         let seconds = began.elapsed().as_secs_f64();
         let mut guard = lock(&shared.state);
         let st = &mut *guard;
-        if outcome.is_ok() && job.stop > job.start {
+        // A slot's first segment also waits for its process to start: no pace from it.
+        if outcome.is_ok() && job.stop > job.start && !first {
             if let Some(p) = st.pace.get_mut(job.member) {
                 *p = seconds / (job.stop - job.start) as f64;
             }
         }
+        first = false;
         if matches!(&outcome, Err((f, _)) if f.kind == FaultKind::Cancelled) {
             // Stopped by hand: nothing of the segment is recorded; it trains again on resume.
             st.running -= 1;
