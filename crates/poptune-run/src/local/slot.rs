@@ -52,11 +52,7 @@ fn claim(shared: &Shared<'_>) -> Option<Job> {
         let (members, pace, round_stop) = (&s.books.members, &s.pace, s.round_stop);
         let next = take_next(&mut s.queue, |m| {
             let step = members.get(m).map_or(u64::MAX, |r| r.step);
-            let stop = if shared.def.policy.sync == SyncMode::Synchronous {
-                round_stop
-            } else {
-                shared.def.policy.next_stop(step, shared.def.stop.steps)
-            };
+            let stop = segment_stop(shared, round_stop, step);
             let pace = pace.get(m).copied().unwrap_or(0.0);
             (step, pace * stop.saturating_sub(step) as f64)
         });
@@ -64,11 +60,7 @@ fn claim(shared: &Shared<'_>) -> Option<Job> {
             st.running += 1;
             st.training[m] = true;
             let row = &st.books.members[m];
-            let stop = if shared.def.policy.sync == SyncMode::Synchronous {
-                st.round_stop
-            } else {
-                shared.def.policy.next_stop(row.step, shared.def.stop.steps)
-            };
+            let stop = segment_stop(shared, st.round_stop, row.step);
             let restore = row.checkpoint.as_ref().map(|c| {
                 (
                     c.clone(),
@@ -97,6 +89,16 @@ fn claim(shared: &Shared<'_>) -> Option<Job> {
             .wait_timeout(st, Duration::from_millis(100))
             .unwrap_or_else(|e| e.into_inner())
             .0;
+    }
+}
+
+/// Where a segment that starts at `step` ends: the round's boundary in synchronous mode, else
+/// the member's next ready point (or the end of training).
+fn segment_stop(shared: &Shared<'_>, round_stop: u64, step: u64) -> u64 {
+    if shared.def.policy.sync == SyncMode::Synchronous {
+        round_stop
+    } else {
+        shared.def.policy.next_stop(step, shared.def.stop.steps)
     }
 }
 
